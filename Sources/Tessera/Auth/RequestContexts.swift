@@ -1,0 +1,80 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdAuth
+import NIOCore
+
+/// The context of every request: the peer's address and, once ``APIKeyAuthenticator`` has run, the caller.
+public struct TesseraRequestContext: AuthRequestContext, RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The caller, set by ``APIKeyAuthenticator`` when a valid key was presented.
+    public var identity: Caller?
+    /// The socket peer, when known.
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.identity = nil
+        self.remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// The context of admin routes: it cannot be created without an admin caller.
+public struct AdminRequestContext: ChildRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The authenticated admin.
+    public let caller: Caller
+
+    public init(context: TesseraRequestContext) throws {
+        self.caller = try context.requireCaller(withRole: [.admin])
+        self.coreContext = context.coreContext
+    }
+}
+
+/// The context of verification routes: any caller with the admin or verifier role.
+public struct VerifierRequestContext: ChildRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The authenticated caller.
+    public let caller: Caller
+
+    public init(context: TesseraRequestContext) throws {
+        self.caller = try context.requireCaller(withRole: [.admin, .verifier])
+        self.coreContext = context.coreContext
+    }
+}
+
+extension TesseraRequestContext {
+    /// The caller, throwing `401` when there is none and `403` when its role is not in `roles`.
+    func requireCaller(withRole roles: Set<APIKeyRole>) throws -> Caller {
+        guard let caller = identity else { throw APIError.unauthenticated(keyPresented: false) }
+        guard roles.contains(caller.role) else {
+            logger.notice("caller forbidden", metadata: ["caller": "\(caller.name)", "role": "\(caller.role.rawValue)"])
+            throw APIError.forbidden(role: caller.role)
+        }
+        return caller
+    }
+}
+
+/// Authenticates the API key in `X-API-Key` or `Authorization: Bearer`; a key that matches nothing is a `401`.
+struct APIKeyAuthenticator: AuthenticatorMiddleware {
+    typealias Context = TesseraRequestContext
+    let keys: APIKeyRing
+
+    func authenticate(request: Request, context: Context) async throws -> Caller? {
+        guard let presented = Self.presentedKey(in: request) else { return nil }
+        guard let caller = keys.caller(presenting: presented) else {
+            context.logger.notice("authentication failed", metadata: ["client": "\(context.remoteAddress?.ipAddress ?? "unknown")"])
+            throw APIError.unauthenticated(keyPresented: true)
+        }
+        context.logger.debug("authenticated", metadata: ["caller": "\(caller.name)"])
+        return caller
+    }
+
+    /// The key from `X-API-Key`, else from `Authorization: Bearer` (so that header can carry a token being checked).
+    static func presentedKey(in request: Request) -> String? {
+        if let key = request.headers[.apiKey] { return key }
+        guard let authorization = request.headers[.authorization] else { return nil }
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return String(parts[1].trimmingWhitespace())
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import NIOSSL
+import PostgresNIO
+
+/// A `DATABASE_URL` such as `postgresql://user:password@host:5432/db?sslmode=require`, parsed into a client configuration.
+public struct DatabaseURL: Sendable, CustomStringConvertible {
+    /// How the client uses TLS, after libpq's `sslmode` (`disable`, `prefer`, `require`, `verify-full`).
+    public enum TLSMode: String, Sendable {
+        case disable
+        case prefer
+        case require
+        case verifyFull = "verify-full"
+    }
+
+    /// The server's host name or address, or a socket directory when it starts with `/`.
+    public var host: String
+    /// The server's port.
+    public var port: Int
+    /// The role to connect as.
+    public var username: String
+    /// The role's password, if any.
+    public var password: String?
+    /// The database name.
+    public var database: String
+    /// The TLS mode.
+    public var tlsMode: TLSMode
+
+    /// Parses `text`, throwing a ``ConfigurationError`` that names `DATABASE_URL` (never its password).
+    public init(_ text: String) throws {
+        func invalid(_ problem: String) -> ConfigurationError { ConfigurationError("DATABASE_URL", problem) }
+        guard let components = URLComponents(string: text), let scheme = components.scheme,
+            ["postgres", "postgresql"].contains(scheme.lowercased())
+        else {
+            throw invalid("must look like postgresql://user:password@host:5432/database")
+        }
+        let query = Dictionary((components.queryItems ?? []).map { ($0.name, $0.value ?? "") }) { _, last in last }
+        guard let username = components.user.flatMap({ $0.removingPercentEncoding }), !username.isEmpty else {
+            throw invalid("must name a user (postgresql://user@host/database)")
+        }
+        let database = components.path.drop { $0 == "/" }
+        guard !database.isEmpty else { throw invalid("must name a database after the host (…/database)") }
+        guard let host = query["host"] ?? components.host.flatMap({ $0.removingPercentEncoding }), !host.isEmpty else {
+            throw invalid("must name a host")
+        }
+        let port = components.port ?? 5432
+        guard (1...65535).contains(port) else { throw invalid("has a port outside 1-65535") }
+        let mode = query["sslmode"] ?? "prefer"
+        switch mode {
+        case "verify-ca": self.tlsMode = .verifyFull
+        default:
+            guard let tlsMode = TLSMode(rawValue: mode) else {
+                throw invalid("has sslmode=\(mode); use disable, prefer, require or verify-full")
+            }
+            self.tlsMode = tlsMode
+        }
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = components.password.flatMap { $0.removingPercentEncoding }
+        self.database = String(database.removingPercentEncoding ?? String(database))
+    }
+
+    /// The PostgresNIO configuration for this URL.
+    public var clientConfiguration: PostgresClient.Configuration {
+        if host.hasPrefix("/") {
+            return .init(unixSocketPath: "\(host)/.s.PGSQL.\(port)", username: username, password: password, database: database)
+        }
+        return .init(host: host, port: port, username: username, password: password, database: database, tls: tls)
+    }
+
+    private var tls: PostgresClient.Configuration.TLS {
+        switch tlsMode {
+        case .disable:
+            return .disable
+        case .prefer:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            return .prefer(configuration)
+        case .require:
+            // As libpq's `require`: encrypted, but the certificate is not checked.
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            return .require(configuration)
+        case .verifyFull:
+            return .require(.makeClientConfiguration())
+        }
+    }
+
+    /// The URL with its password masked, safe to log.
+    public var description: String {
+        "postgresql://\(username)\(password == nil ? "" : ":***")@\(host):\(port)/\(database)?sslmode=\(tlsMode.rawValue)"
+    }
+}

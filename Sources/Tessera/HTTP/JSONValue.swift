@@ -1,0 +1,144 @@
+import Foundation
+
+/// Any JSON value, decoded without a schema so that every field can be checked and reported at once.
+enum JSONValue: Decodable, Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case integer(Int)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    /// The JSON type name, for messages such as "must be a string, not a number".
+    var typeName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "boolean"
+        case .integer, .number: "number"
+        case .string: "string"
+        case .array: "array"
+        case .object: "object"
+        }
+    }
+}
+
+/// Reads the fields of a JSON object, collecting a ``FieldError`` for each one that is missing, unknown or invalid.
+struct FieldReader {
+    private let object: [String: JSONValue]
+    private(set) var errors: [FieldError] = []
+
+    /// Starts reading `object`, reporting every key not in `allowed` as unknown.
+    init(_ object: [String: JSONValue], allowed: Set<String>) {
+        self.object = object
+        for key in object.keys.sorted() where !allowed.contains(key) {
+            errors.append(FieldError(field: key, message: "is not a known field; allowed fields are \(allowed.sorted().joined(separator: ", "))"))
+        }
+    }
+
+    /// Records an error against `field`.
+    mutating func fail(_ field: String, _ message: String) {
+        errors.append(FieldError(field: field, message: message))
+    }
+
+    /// The string at `field`, or `nil` after recording why not (absent optional fields record nothing).
+    mutating func string(_ field: String, required: Bool) -> String? {
+        switch object[field] {
+        case .string(let value): return value
+        case nil, .null?:
+            if required { fail(field, "is required") }
+            return nil
+        case let other?:
+            fail(field, "must be a string, not \(other.typeName == "null" ? "null" : "a \(other.typeName)")")
+            return nil
+        }
+    }
+
+    /// The integer at `field`, or `nil` after recording why not.
+    mutating func integer(_ field: String, required: Bool, in range: ClosedRange<Int>) -> Int? {
+        switch object[field] {
+        case .integer(let value) where range.contains(value): return value
+        case nil, .null?:
+            if required { fail(field, "is required: an integer from \(range.lowerBound) to \(range.upperBound)") }
+            return nil
+        default:
+            fail(field, "must be an integer from \(range.lowerBound) to \(range.upperBound)")
+            return nil
+        }
+    }
+
+    /// The array of strings at `field` (each read by `element`), or `nil` after recording why not.
+    mutating func strings(_ field: String) -> [String]? {
+        switch object[field] {
+        case nil, .null?: return nil
+        case .array(let values):
+            var strings: [String] = []
+            for (index, value) in values.enumerated() {
+                guard case .string(let string) = value else {
+                    fail("\(field)[\(index)]", "must be a string, not a \(value.typeName)")
+                    continue
+                }
+                strings.append(string)
+            }
+            return strings.count == values.count ? strings : nil
+        case let other?:
+            fail(field, "must be an array of strings, not a \(other.typeName)")
+            return nil
+        }
+    }
+}
+
+/// Checks shared by several fields.
+enum TextRules {
+    /// Whether `text` holds a control character (Unicode category Cc), which no identifier or name may contain.
+    static func hasControlCharacter(_ text: String) -> Bool {
+        text.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+
+    /// The error for a user id, or `nil` when it is 1-128 characters with no control characters.
+    static func userIDProblem(_ userID: String) -> String? {
+        if userID.isEmpty || userID.count > 128 { return "must be 1 to 128 characters" }
+        if hasControlCharacter(userID) { return "must not contain control characters" }
+        return nil
+    }
+
+    /// Validates a scope list, recording errors under `field`; returns it when valid.
+    static func scopes(_ scopes: [String]?, field: String, into reader: inout FieldReader) -> [String]? {
+        guard let scopes else { return nil }
+        var valid = true
+        if scopes.count > Scope.maximumCount {
+            reader.fail(field, "must hold at most \(Scope.maximumCount) scopes")
+            valid = false
+        }
+        var seen = Set<String>()
+        for (index, scope) in scopes.enumerated() {
+            if !Scope.isValid(scope) {
+                reader.fail("\(field)[\(index)]", "must be 1 to \(Scope.maximumLength) characters of A-Z a-z 0-9 . _ : / * -")
+                valid = false
+            } else if !seen.insert(scope).inserted {
+                reader.fail("\(field)[\(index)]", "repeats the scope '\(scope)'")
+                valid = false
+            }
+        }
+        return valid ? scopes : nil
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import Logging
+import TokenCrypto
+
+/// Tokens in process memory, for router tests and local experiments; nothing survives a restart.
+public actor MemoryTokenRepository: TokenRepository {
+    /// An audit row as the memory repository keeps it.
+    public struct AuditEntry: Sendable, Equatable {
+        public var actor: String
+        public var action: String
+        public var tokenID: UUID
+    }
+
+    private var records: [UUID: TokenRecord] = [:]
+    /// Every audit row written, oldest first.
+    public private(set) var auditTrail: [AuditEntry] = []
+    private var lastCreatedAt: Int64 = 0
+
+    /// Creates an empty repository.
+    public init() {}
+
+    public func create(_ token: NewToken, logger: Logger) throws -> TokenRecord {
+        guard !records.values.contains(where: { $0.digest.bytes == token.digest.bytes }) else { throw RepositoryError.duplicateDigest }
+        let now = Date()
+        // Strictly increasing creation times keep the listing order total, as PostgreSQL's order by (created_at, id) is.
+        lastCreatedAt = max(lastCreatedAt + 1, now.microsecondsSince1970)
+        let record = TokenRecord(
+            id: UUID(),
+            userID: token.userID,
+            scopes: token.scopes,
+            digest: token.digest,
+            displayPrefix: token.displayPrefix,
+            name: token.name,
+            createdAtMicroseconds: lastCreatedAt,
+            expiresAt: now.addingTimeInterval(Double(token.lifetimeMinutes) * 60),
+            revokedAt: nil,
+            lastUsedAt: nil,
+            createdBy: token.createdBy
+        )
+        records[record.id] = record
+        auditTrail.append(AuditEntry(actor: token.createdBy, action: "token.create", tokenID: record.id))
+        return record
+    }
+
+    public func token(id: UUID, logger: Logger) -> TokenRecord? {
+        records[id]
+    }
+
+    public func token(matchingAnyOf digests: [TokenDigest], logger: Logger) -> TokenRecord? {
+        let wanted = Set(digests.map(\.bytes))
+        return records.values.first { wanted.contains($0.digest.bytes) }
+    }
+
+    public func tokens(userID: String, status: TokenStatusFilter, limit: Int, after cursor: TokenCursor?, logger: Logger) -> TokenPage {
+        let now = Date()
+        let matching = records.values
+            .filter { $0.userID == userID && (status == .all || $0.status(at: now).rawValue == status.rawValue) }
+            .filter { record in cursor.map { Self.isOrdered(record.cursor, after: $0) } ?? true }
+            .sorted { Self.isOrdered($0.cursor, after: $1.cursor) }
+        let page = Array(matching.prefix(limit))
+        return TokenPage(tokens: page, nextCursor: matching.count > limit ? page.last?.cursor : nil)
+    }
+
+    public func revoke(id: UUID, by actor: String, logger: Logger) -> RevocationOutcome {
+        guard var record = records[id] else { return .notFound }
+        guard record.revokedAt == nil else { return .alreadyRevoked(record) }
+        record.revokedAt = Date()
+        records[id] = record
+        auditTrail.append(AuditEntry(actor: actor, action: "token.revoke", tokenID: id))
+        return .revoked(record)
+    }
+
+    public func rehash(id: UUID, from oldDigest: TokenDigest, to newDigest: TokenDigest, logger: Logger) {
+        guard records[id]?.digest == oldDigest else { return }
+        records[id]?.digest = newDigest
+    }
+
+    /// Whether `cursor` comes after `other` in newest-first order: earlier creation, then smaller id.
+    private static func isOrdered(_ cursor: TokenCursor, after other: TokenCursor) -> Bool {
+        if cursor.createdAtMicroseconds != other.createdAtMicroseconds { return cursor.createdAtMicroseconds < other.createdAtMicroseconds }
+        return cursor.id.uuidString.lowercased() < other.id.uuidString.lowercased()
+    }
+}

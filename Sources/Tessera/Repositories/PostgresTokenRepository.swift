@@ -1,0 +1,157 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+import TokenCrypto
+
+/// Tokens and their audit trail in PostgreSQL, through a pooled `PostgresClient`.
+public struct PostgresTokenRepository: TokenRepository {
+    let client: PostgresClient
+
+    /// Creates a repository over a running client.
+    public init(client: PostgresClient) {
+        self.client = client
+    }
+
+    /// The columns every token query selects, in the order ``decodeRecords(_:)`` reads them.
+    private static let columns = """
+        id, user_id, scopes, secret_hash, hash_key_id, display_prefix, name,
+        (extract(epoch FROM created_at) * 1000000)::int8, expires_at, revoked_at, last_used_at, created_by
+        """
+
+    private typealias Row = (UUID, String, [String], ByteBuffer, Int, String, String?, Int64, Date, Date?, Date?, String)
+
+    public func create(_ token: NewToken, logger: Logger) async throws -> TokenRecord {
+        do {
+            return try await client.withTransaction(logger: logger) { connection in
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by)
+                    VALUES (\(token.userID), \(token.scopes), \(ByteBuffer(bytes: token.digest.bytes)), \(token.digest.keyID),
+                            \(token.displayPrefix), \(token.name), now() + make_interval(mins => \(token.lifetimeMinutes)::int4),
+                            \(token.createdBy))
+                    RETURNING \(unescaped: Self.columns)
+                    """,
+                    logger: logger
+                )
+                guard let record = try await Self.decodeRecords(rows).first else { throw PostgresTokenRepositoryError.missingReturnedRow }
+                try await Self.recordAudit(action: "token.create", actor: token.createdBy, token: record, on: connection, logger: logger)
+                return record
+            }
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+            throw RepositoryError.duplicateDigest
+        } catch let error as PostgresTransactionError {
+            if let closureError = error.closureError as? PSQLError, closureError.serverInfo?[.sqlState] == "23505" {
+                throw RepositoryError.duplicateDigest
+            }
+            throw error
+        }
+    }
+
+    public func token(id: UUID, logger: Logger) async throws -> TokenRecord? {
+        let rows = try await client.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(id)", logger: logger)
+        return try await Self.decodeRecords(rows).first
+    }
+
+    public func token(matchingAnyOf digests: [TokenDigest], logger: Logger) async throws -> TokenRecord? {
+        let hashes = digests.map { ByteBuffer(bytes: $0.bytes) }
+        let rows = try await client.query(
+            "SELECT \(unescaped: Self.columns) FROM tokens WHERE secret_hash = ANY(\(hashes)) LIMIT 1",
+            logger: logger
+        )
+        return try await Self.decodeRecords(rows).first
+    }
+
+    public func tokens(
+        userID: String,
+        status: TokenStatusFilter,
+        limit: Int,
+        after cursor: TokenCursor?,
+        logger: Logger
+    ) async throws -> TokenPage {
+        // One statement for every filter: the status and cursor are parameters, never spliced SQL.
+        let rows = try await client.query(
+            """
+            SELECT \(unescaped: Self.columns) FROM tokens
+            WHERE user_id = \(userID)
+              AND CASE \(status.rawValue)::text
+                    WHEN 'active' THEN revoked_at IS NULL AND expires_at > now()
+                    WHEN 'revoked' THEN revoked_at IS NOT NULL
+                    WHEN 'expired' THEN revoked_at IS NULL AND expires_at <= now()
+                    ELSE true
+                  END
+              AND (\(cursor?.createdAtMicroseconds)::int8 IS NULL
+                   OR (created_at, id) < ('epoch'::timestamptz + \(cursor?.createdAtMicroseconds)::int8 * interval '1 microsecond',
+                                          \(cursor?.id)::uuid))
+            ORDER BY created_at DESC, id DESC
+            LIMIT \(limit + 1)
+            """,
+            logger: logger
+        )
+        var records = try await Self.decodeRecords(rows)
+        let hasMore = records.count > limit
+        if hasMore { records.removeLast() }
+        return TokenPage(tokens: records, nextCursor: hasMore ? records.last?.cursor : nil)
+    }
+
+    public func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome {
+        try await client.withTransaction(logger: logger) { connection in
+            let updated = try await connection.query(
+                "UPDATE tokens SET revoked_at = now() WHERE id = \(id) AND revoked_at IS NULL RETURNING \(unescaped: Self.columns)",
+                logger: logger
+            )
+            if let record = try await Self.decodeRecords(updated).first {
+                try await Self.recordAudit(action: "token.revoke", actor: actor, token: record, on: connection, logger: logger)
+                return .revoked(record)
+            }
+            let existing = try await connection.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(id)", logger: logger)
+            guard let record = try await Self.decodeRecords(existing).first else { return .notFound }
+            return .alreadyRevoked(record)
+        }
+    }
+
+    public func rehash(id: UUID, from oldDigest: TokenDigest, to newDigest: TokenDigest, logger: Logger) async throws {
+        try await client.query(
+            """
+            UPDATE tokens SET secret_hash = \(ByteBuffer(bytes: newDigest.bytes)), hash_key_id = \(newDigest.keyID)
+            WHERE id = \(id) AND secret_hash = \(ByteBuffer(bytes: oldDigest.bytes))
+            """,
+            logger: logger
+        )
+    }
+
+    private static func recordAudit(action: String, actor: String, token: TokenRecord, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            "INSERT INTO audit_events (actor, action, token_id, user_id) VALUES (\(actor), \(action), \(token.id), \(token.userID))",
+            logger: logger
+        )
+    }
+
+    private static func decodeRecords(_ rows: PostgresRowSequence) async throws -> [TokenRecord] {
+        var records: [TokenRecord] = []
+        for try await row in rows.decode(Row.self) {
+            let (id, userID, scopes, hash, keyID, displayPrefix, name, createdAt, expiresAt, revokedAt, lastUsedAt, createdBy) = row
+            records.append(
+                TokenRecord(
+                    id: id,
+                    userID: userID,
+                    scopes: scopes,
+                    digest: TokenDigest(bytes: Array(buffer: hash), keyID: keyID),
+                    displayPrefix: displayPrefix,
+                    name: name,
+                    createdAtMicroseconds: createdAt,
+                    expiresAt: expiresAt,
+                    revokedAt: revokedAt,
+                    lastUsedAt: lastUsedAt,
+                    createdBy: createdBy
+                )
+            )
+        }
+        return records
+    }
+}
+
+/// A database answer that breaks the repository's expectations.
+enum PostgresTokenRepositoryError: Error {
+    case missingReturnedRow
+}

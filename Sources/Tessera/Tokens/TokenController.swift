@@ -1,0 +1,199 @@
+import Foundation
+import Hummingbird
+import Logging
+import TokenCrypto
+
+/// The admin endpoints under `/api/tokens`: create, list, read and revoke.
+struct TokenController {
+    let service: TokenService
+
+    /// Default and largest page sizes of a listing.
+    static let defaultPageSize = 50
+    static let maximumPageSize = 100
+    /// Longest lifetime a token may be given: one year.
+    static let maximumLifetimeMinutes = 525_600
+
+    var endpoints: RouteCollection<AdminRequestContext> {
+        RouteCollection(context: AdminRequestContext.self)
+            .post(use: create)
+            .get(use: list)
+            .get("{id}", use: show)
+            .delete("{id}", use: revoke)
+    }
+
+    /// `POST /api/tokens`: the token appears in this response only, after its row is committed.
+    @Sendable func create(_ request: Request, context: AdminRequestContext) async throws -> EditedResponse<CreatedToken> {
+        var request = request
+        let tokenRequest = try Self.tokenRequest(from: try await request.jsonObject(context: context))
+        let (token, record) = try await service.issue(tokenRequest, by: context.caller, logger: context.logger)
+        return EditedResponse(
+            status: .created,
+            headers: [.location: "/api/tokens/\(record.id.lowercasedString)"],
+            response: CreatedToken(record: record, token: token)
+        )
+    }
+
+    /// `GET /api/tokens?userId=&limit=&cursor=&status=`: a page of one user's tokens, newest first.
+    @Sendable func list(_ request: Request, context: AdminRequestContext) async throws -> TokenList {
+        let query = try ListQuery(request.uri.queryParameters)
+        let page = try await service.repository.tokens(
+            userID: query.userID,
+            status: query.status,
+            limit: query.limit,
+            after: query.cursor,
+            logger: context.logger
+        )
+        let now = Date()
+        return TokenList(tokens: page.tokens.map { TokenMetadata($0, at: now) }, nextCursor: page.nextCursor?.encoded)
+    }
+
+    /// `GET /api/tokens/{id}`.
+    @Sendable func show(_ request: Request, context: AdminRequestContext) async throws -> TokenMetadata {
+        guard let record = try await service.repository.token(id: try Self.tokenID(context), logger: context.logger) else {
+            throw APIError.tokenNotFound
+        }
+        return TokenMetadata(record, at: Date())
+    }
+
+    /// `DELETE /api/tokens/{id}`: `204` whether this call or an earlier one revoked it.
+    @Sendable func revoke(_ request: Request, context: AdminRequestContext) async throws -> HTTPResponse.Status {
+        let id = try Self.tokenID(context)
+        switch try await service.repository.revoke(id: id, by: context.caller.name, logger: context.logger) {
+        case .revoked:
+            context.logger.info("token revoked", metadata: ["token.id": "\(id)", "caller": "\(context.caller.name)"])
+            return .noContent
+        case .alreadyRevoked:
+            return .noContent
+        case .notFound:
+            throw APIError.tokenNotFound
+        }
+    }
+
+    /// The `{id}` path parameter as a UUID; anything else cannot name a token, so it is a `404`.
+    static func tokenID(_ context: AdminRequestContext) throws -> UUID {
+        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else { throw APIError.tokenNotFound }
+        return id
+    }
+
+    /// Validates a create body, reporting every failing field at once.
+    static func tokenRequest(from object: [String: JSONValue]) throws -> TokenRequest {
+        var reader = FieldReader(object, allowed: ["userId", "scopes", "expiresInMinutes", "name"])
+        let userID = reader.string("userId", required: true)
+        if let userID, let problem = TextRules.userIDProblem(userID) { reader.fail("userId", problem) }
+        let scopes = TextRules.scopes(reader.strings("scopes"), field: "scopes", into: &reader)
+        let minutes = reader.integer("expiresInMinutes", required: true, in: 1...maximumLifetimeMinutes)
+        let name = reader.string("name", required: false)
+        if let name {
+            if name.count > 100 { reader.fail("name", "must be at most 100 characters") }
+            if TextRules.hasControlCharacter(name) { reader.fail("name", "must not contain control characters") }
+        }
+        guard reader.errors.isEmpty, let userID, let minutes else { throw APIError.validation(reader.errors) }
+        return TokenRequest(userID: userID, scopes: scopes ?? [], lifetimeMinutes: minutes, name: name)
+    }
+}
+
+extension TokenController {
+    /// The listing's query parameters, validated.
+    struct ListQuery {
+        var userID: String
+        var status: TokenStatusFilter
+        var limit: Int
+        var cursor: TokenCursor?
+
+        init(_ parameters: Parameters) throws {
+            var errors: [FieldError] = []
+            let allowed: Set<String> = ["userId", "limit", "cursor", "status"]
+            for (key, _) in parameters where !allowed.contains(String(key)) {
+                errors.append(FieldError(field: String(key), message: "is not a known parameter; allowed are cursor, limit, status, userId"))
+            }
+            let userID = parameters.get("userId") ?? ""
+            if userID.isEmpty {
+                errors.append(FieldError(field: "userId", message: "is required"))
+            } else if let problem = TextRules.userIDProblem(userID) {
+                errors.append(FieldError(field: "userId", message: problem))
+            }
+            self.userID = userID
+            self.limit = TokenController.defaultPageSize
+            if let text = parameters.get("limit") {
+                if let limit = Int(text), (1...TokenController.maximumPageSize).contains(limit) {
+                    self.limit = limit
+                } else {
+                    errors.append(FieldError(field: "limit", message: "must be an integer from 1 to \(TokenController.maximumPageSize)"))
+                }
+            }
+            self.status = .all
+            if let text = parameters.get("status") {
+                if let status = TokenStatusFilter(rawValue: text) {
+                    self.status = status
+                } else {
+                    errors.append(FieldError(field: "status", message: "must be one of active, revoked, expired, all"))
+                }
+            }
+            self.cursor = nil
+            if let text = parameters.get("cursor") {
+                if let cursor = TokenCursor(encoded: text) {
+                    self.cursor = cursor
+                } else {
+                    errors.append(FieldError(field: "cursor", message: "is not a nextCursor value from an earlier page"))
+                }
+            }
+            guard errors.isEmpty else { throw APIError.validation(errors) }
+        }
+    }
+
+    /// The body of `201 Created`: metadata and, this once, the token.
+    struct CreatedToken: ResponseEncodable {
+        var id: String
+        var token: String
+        var prefix: String
+        var userId: String
+        var scopes: [String]
+        @EncodesNull var name: String?
+        var createdAt: Date
+        var expiresAt: Date
+
+        init(record: TokenRecord, token: AccessToken) {
+            self.id = record.id.lowercasedString
+            self.token = token.secret
+            self.prefix = record.displayPrefix
+            self.userId = record.userID
+            self.scopes = record.scopes
+            self.name = record.name
+            self.createdAt = record.createdAt
+            self.expiresAt = record.expiresAt
+        }
+    }
+
+    /// A page of metadata.
+    struct TokenList: ResponseEncodable {
+        var tokens: [TokenMetadata]
+        @EncodesNull var nextCursor: String?
+    }
+}
+
+/// What lists and reads show of a token: never the secret, never its digest.
+struct TokenMetadata: ResponseEncodable, Equatable {
+    var id: String
+    var prefix: String
+    var userId: String
+    var scopes: [String]
+    @EncodesNull var name: String?
+    var createdAt: Date
+    var expiresAt: Date
+    @EncodesNull var lastUsedAt: Date?
+    @EncodesNull var revokedAt: Date?
+    var status: TokenStatus
+
+    init(_ record: TokenRecord, at now: Date) {
+        self.id = record.id.lowercasedString
+        self.prefix = record.displayPrefix
+        self.userId = record.userID
+        self.scopes = record.scopes
+        self.name = record.name
+        self.createdAt = record.createdAt
+        self.expiresAt = record.expiresAt
+        self.lastUsedAt = record.lastUsedAt
+        self.revokedAt = record.revokedAt
+        self.status = record.status(at: now)
+    }
+}

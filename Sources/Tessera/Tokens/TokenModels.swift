@@ -1,0 +1,114 @@
+import Foundation
+import TokenCrypto
+
+/// Where a token stands at a given moment.
+public enum TokenStatus: String, Codable, Sendable, CaseIterable {
+    /// Neither revoked nor past its expiry.
+    case active
+    /// Revoked by an admin; revocation outranks expiry.
+    case revoked
+    /// Past its expiry and never revoked.
+    case expired
+}
+
+/// The `status` filter of a token listing.
+public enum TokenStatusFilter: String, Sendable, CaseIterable {
+    case active, revoked, expired, all
+}
+
+/// A stored token: metadata plus the digest of its secret, never the secret itself.
+public struct TokenRecord: Sendable, Equatable {
+    public var id: UUID
+    public var userID: String
+    public var scopes: [String]
+    public var digest: TokenDigest
+    public var displayPrefix: String
+    public var name: String?
+    /// Creation time in whole microseconds since 1970, exactly as PostgreSQL stores it; the pagination key.
+    public var createdAtMicroseconds: Int64
+    public var expiresAt: Date
+    public var revokedAt: Date?
+    public var lastUsedAt: Date?
+    public var createdBy: String
+
+    /// Creation time.
+    public var createdAt: Date { Date(microsecondsSince1970: createdAtMicroseconds) }
+
+    /// The token's status at `now`.
+    public func status(at now: Date) -> TokenStatus {
+        if revokedAt != nil { return .revoked }
+        return expiresAt <= now ? .expired : .active
+    }
+
+    /// Where a listing continues after this token.
+    public var cursor: TokenCursor { TokenCursor(createdAtMicroseconds: createdAtMicroseconds, id: id) }
+}
+
+/// What the repository needs to store a new token.
+public struct NewToken: Sendable {
+    public var userID: String
+    public var scopes: [String]
+    public var name: String?
+    public var digest: TokenDigest
+    public var displayPrefix: String
+    /// Lifetime from the moment of insertion, in minutes.
+    public var lifetimeMinutes: Int
+    /// The API key name that created it.
+    public var createdBy: String
+}
+
+/// A position in a listing ordered newest first: the last token's creation time and id.
+public struct TokenCursor: Sendable, Hashable {
+    public var createdAtMicroseconds: Int64
+    public var id: UUID
+
+    /// The opaque text form handed to clients as `nextCursor`.
+    public var encoded: String {
+        Data("\(createdAtMicroseconds).\(id.uuidString.lowercased())".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    /// Decodes a `nextCursor` value, or returns `nil` if it is not one.
+    public init?(encoded: String) {
+        guard encoded.utf8.count <= 128 else { return nil }
+        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64) else { return nil }
+        let parts = String(decoding: data, as: UTF8.self).split(separator: ".")
+        guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+        self.init(createdAtMicroseconds: micros, id: id)
+    }
+
+    /// Creates a cursor.
+    public init(createdAtMicroseconds: Int64, id: UUID) {
+        self.createdAtMicroseconds = createdAtMicroseconds
+        self.id = id
+    }
+}
+
+/// One page of a listing.
+public struct TokenPage: Sendable {
+    public var tokens: [TokenRecord]
+    /// Where the next page starts, or `nil` on the last page.
+    public var nextCursor: TokenCursor?
+}
+
+/// What `revoke(id:)` found.
+public enum RevocationOutcome: Sendable, Equatable {
+    /// The token was active or expired and is now revoked.
+    case revoked(TokenRecord)
+    /// The token had been revoked before; nothing changed.
+    case alreadyRevoked(TokenRecord)
+    /// No token has that id.
+    case notFound
+}
+
+extension Date {
+    /// The date `microseconds` after 1970-01-01T00:00:00Z.
+    init(microsecondsSince1970 microseconds: Int64) {
+        self.init(timeIntervalSince1970: Double(microseconds) / 1_000_000)
+    }
+
+    /// Whole microseconds since 1970, rounded to the nearest.
+    var microsecondsSince1970: Int64 { Int64((timeIntervalSince1970 * 1_000_000).rounded()) }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import Logging
+import TokenCrypto
+
+/// Why a presented token is not active, as the verify endpoint reports it.
+public enum InactiveReason: String, Sendable, Codable, CaseIterable {
+    case malformed = "MALFORMED"
+    case notFound = "NOT_FOUND"
+    case expired = "EXPIRED"
+    case revoked = "REVOKED"
+    case insufficientScope = "INSUFFICIENT_SCOPE"
+}
+
+/// The outcome of verifying a presented token.
+public enum Verification: Sendable, Equatable {
+    /// The token is active and carries every required scope.
+    case active(TokenRecord)
+    /// The token may not be used, and why.
+    case inactive(InactiveReason)
+}
+
+/// A validated request to issue a token.
+public struct TokenRequest: Sendable, Equatable {
+    public var userID: String
+    public var scopes: [String]
+    public var lifetimeMinutes: Int
+    public var name: String?
+
+    /// Creates a request; callers validate the fields first (see ``TokenRequestValidation``).
+    public init(userID: String, scopes: [String], lifetimeMinutes: Int, name: String? = nil) {
+        self.userID = userID
+        self.scopes = scopes
+        self.lifetimeMinutes = lifetimeMinutes
+        self.name = name
+    }
+}
+
+/// Issues and verifies tokens: the format, the keyed hash and the repository brought together.
+public struct TokenService: Sendable {
+    let repository: any TokenRepository
+    let hasher: TokenHasher
+    let prefix: TokenPrefix
+
+    /// Creates a service issuing tokens with `prefix`.
+    public init(repository: any TokenRepository, hasher: TokenHasher, prefix: TokenPrefix) {
+        self.repository = repository
+        self.hasher = hasher
+        self.prefix = prefix
+    }
+
+    /// Issues a token: only its digest is stored, and the secret is returned once the row is committed.
+    public func issue(_ request: TokenRequest, by caller: Caller, logger: Logger) async throws -> (token: AccessToken, record: TokenRecord) {
+        let token = AccessToken.generate(prefix: prefix)
+        let record = try await repository.create(
+            NewToken(
+                userID: request.userID,
+                scopes: request.scopes,
+                name: request.name,
+                digest: hasher.digest(of: token),
+                displayPrefix: token.displayPrefix,
+                lifetimeMinutes: request.lifetimeMinutes,
+                createdBy: caller.name
+            ),
+            logger: logger
+        )
+        logger.info(
+            "token created",
+            metadata: ["token.id": "\(record.id)", "token.prefix": "\(record.displayPrefix)", "caller": "\(caller.name)"]
+        )
+        return (token, record)
+    }
+
+    /// Verifies `candidate`: malformed text never reaches the database, and a token found under an old key is rehashed.
+    public func verify(_ candidate: String, requiredScopes: [String] = [], at now: Date = Date(), logger: Logger) async throws -> Verification {
+        guard let token = AccessToken(parsing: candidate) else { return .inactive(.malformed) }
+        let digests = hasher.candidateDigests(of: token)
+        guard let record = try await repository.token(matchingAnyOf: digests, logger: logger) else { return .inactive(.notFound) }
+        if record.digest.keyID != hasher.currentKey.id {
+            try await repository.rehash(id: record.id, from: record.digest, to: digests[0], logger: logger)
+            logger.info("token rehashed to the current key", metadata: ["token.id": "\(record.id)", "hash_key.from": "\(record.digest.keyID)"])
+        }
+        switch record.status(at: now) {
+        case .revoked: return .inactive(.revoked)
+        case .expired: return .inactive(.expired)
+        case .active: break
+        }
+        guard requiredScopes.allSatisfy({ Scope.covers(record.scopes, $0) }) else { return .inactive(.insufficientScope) }
+        return .active(record)
+    }
+}

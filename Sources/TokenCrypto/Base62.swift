@@ -1,0 +1,58 @@
+/// Fixed-width base62 (`0-9A-Za-z`) encoding of unsigned big-endian integers.
+enum Base62 {
+    static let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+
+    /// Encodes the big-endian integer in `bytes` as exactly `width` digits, most significant first.
+    ///
+    /// `width` must be large enough for the value (43 digits hold 256 bits, 6 hold 32).
+    static func encode(_ bytes: [UInt8], width: Int) -> String {
+        var number = bytes
+        var digits = [UInt8](repeating: alphabet[0], count: width)
+        var position = width
+        while number.contains(where: { $0 != 0 }) {
+            precondition(position > 0, "value does not fit in \(width) base62 digits")
+            var remainder = 0
+            for index in number.indices {
+                let accumulator = remainder << 8 | Int(number[index])
+                number[index] = UInt8(accumulator / 62)
+                remainder = accumulator % 62
+            }
+            position -= 1
+            digits[position] = alphabet[remainder]
+        }
+        return String(decoding: digits, as: UTF8.self)
+    }
+
+    /// Encodes a 32-bit value as exactly `width` digits.
+    static func encode(_ value: UInt32, width: Int) -> String {
+        encode(withUnsafeBytes(of: value.bigEndian, Array.init), width: width)
+    }
+
+    /// Whether `character` is one of the 62 digits.
+    static func isDigit(_ character: UInt8) -> Bool {
+        switch character {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"): true
+        default: false
+        }
+    }
+}
+
+/// CRC-32 (IEEE 802.3, the zlib polynomial): an error-detecting checksum, not a cryptographic hash.
+enum CRC32 {
+    private static let table: [UInt32] = (0..<256).map { index in
+        var value = UInt32(index)
+        for _ in 0..<8 {
+            value = value & 1 == 1 ? 0xEDB8_8320 ^ (value >> 1) : value >> 1
+        }
+        return value
+    }
+
+    /// Returns the CRC-32 of `bytes`.
+    static func checksum(_ bytes: some Sequence<UInt8>) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            crc = table[Int((crc ^ UInt32(byte)) & 0xff)] ^ (crc >> 8)
+        }
+        return crc ^ 0xFFFF_FFFF
+    }
+}
