@@ -65,7 +65,9 @@ let package = Package(
             name: "TesseraTests",
             dependencies: [
                 "Tessera",
+                "TokenCrypto",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings
         ),

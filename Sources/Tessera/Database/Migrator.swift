@@ -81,7 +81,7 @@ public struct Migrator: Sendable {
     public func migrate(logger: Logger) async throws -> [String] {
         var applied: [String] = []
         for migration in migrations {
-            let didApply = try await client.withTransaction(logger: logger) { connection in
+            let didApply = try await client.inTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockKey))", logger: logger)
                 try await Self.createHistoryTable(on: connection, logger: logger)
                 let recorded = try await connection.query(

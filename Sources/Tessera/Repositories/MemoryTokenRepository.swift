@@ -56,7 +56,7 @@ public actor MemoryTokenRepository: TokenRepository {
         let matching = records.values
             .filter { $0.userID == userID && (status == .all || $0.status(at: now).rawValue == status.rawValue) }
             .filter { record in cursor.map { Self.isOrdered(record.cursor, after: $0) } ?? true }
-            .sorted { Self.isOrdered($0.cursor, after: $1.cursor) }
+            .sorted { Self.isOrdered($1.cursor, after: $0.cursor) }
         let page = Array(matching.prefix(limit))
         return TokenPage(tokens: page, nextCursor: matching.count > limit ? page.last?.cursor : nil)
     }

@@ -23,7 +23,7 @@ public struct PostgresTokenRepository: TokenRepository {
 
     public func create(_ token: NewToken, logger: Logger) async throws -> TokenRecord {
         do {
-            return try await client.withTransaction(logger: logger) { connection in
+            return try await client.inTransaction(logger: logger) { connection in
                 let rows = try await connection.query(
                     """
                     INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by)
@@ -40,11 +40,6 @@ public struct PostgresTokenRepository: TokenRepository {
             }
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
             throw RepositoryError.duplicateDigest
-        } catch let error as PostgresTransactionError {
-            if let closureError = error.closureError as? PSQLError, closureError.serverInfo?[.sqlState] == "23505" {
-                throw RepositoryError.duplicateDigest
-            }
-            throw error
         }
     }
 
@@ -95,7 +90,7 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     public func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome {
-        try await client.withTransaction(logger: logger) { connection in
+        try await client.inTransaction(logger: logger) { connection in
             let updated = try await connection.query(
                 "UPDATE tokens SET revoked_at = now() WHERE id = \(id) AND revoked_at IS NULL RETURNING \(unescaped: Self.columns)",
                 logger: logger

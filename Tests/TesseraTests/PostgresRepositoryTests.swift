@@ -1,0 +1,153 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+import TokenCrypto
+
+@testable import Tessera
+
+/// The PostgreSQL repository and the token service on a real server, one fresh database per test.
+@Suite("PostgreSQL repository", .serialized)
+struct PostgresRepositoryTests {
+    private let logger = Fixtures.logger
+
+    private func newToken(userID: String = "user123", digest: TokenDigest? = nil, minutes: Int = 60) -> NewToken {
+        let token = AccessToken.generate(prefix: .default)
+        return NewToken(
+            userID: userID,
+            scopes: ["read"],
+            name: nil,
+            digest: digest ?? TokenHasher(currentKey: Fixtures.hashKey).digest(of: token),
+            displayPrefix: token.displayPrefix,
+            lifetimeMinutes: minutes,
+            createdBy: "admin"
+        )
+    }
+
+    @Test func storedRowHoldsTheDigestAndMetadata() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            let new = newToken()
+            let record = try await repository.create(new, logger: logger)
+            #expect(record.digest == new.digest)
+            #expect(record.userID == "user123")
+            #expect(record.scopes == ["read"])
+            #expect(record.createdBy == "admin")
+            #expect(abs(record.expiresAt.timeIntervalSince(record.createdAt) - 3600) < 1)
+            #expect(try await repository.token(id: record.id, logger: logger) == record)
+            #expect(try await repository.token(matchingAnyOf: [new.digest], logger: logger) == record)
+        }
+    }
+
+    @Test func aDigestCanBeStoredOnlyOnce() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            let first = newToken()
+            _ = try await repository.create(first, logger: logger)
+            await #expect(throws: RepositoryError.duplicateDigest) {
+                try await repository.create(newToken(userID: "someone-else", digest: first.digest), logger: logger)
+            }
+        }
+    }
+
+    @Test func paginationHasNoGapsOrRepeats() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            var ids: [UUID] = []
+            for _ in 0..<23 { ids.append(try await repository.create(newToken(userID: "pager"), logger: logger).id) }
+            _ = try await repository.create(newToken(userID: "someone-else"), logger: logger)
+            // Ties on created_at must be broken by id, not lose or repeat rows.
+            try await client.query("UPDATE tokens SET created_at = '2026-01-01T00:00:00.123456Z' WHERE id = ANY(\(Array(ids[5..<15])))", logger: logger)
+
+            var seen: [UUID] = []
+            var cursor: TokenCursor? = nil
+            var pages = 0
+            repeat {
+                let page = try await repository.tokens(userID: "pager", status: .all, limit: 5, after: cursor, logger: logger)
+                #expect(page.tokens.count <= 5)
+                seen += page.tokens.map(\.id)
+                cursor = page.nextCursor.flatMap { TokenCursor(encoded: $0.encoded) }
+                pages += 1
+            } while cursor != nil && pages < 10
+            #expect(seen.count == 23)
+            #expect(Set(seen) == Set(ids))
+            let order = try await client.query("SELECT id FROM tokens WHERE user_id = 'pager' ORDER BY created_at DESC, id DESC", logger: logger)
+            var expected: [UUID] = []
+            for try await id in order.decode(UUID.self) { expected.append(id) }
+            #expect(seen == expected)
+        }
+    }
+
+    @Test func revokingTwiceIsIdempotentAndAuditedOnce() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            let record = try await repository.create(newToken(), logger: logger)
+            guard case .revoked(let revoked) = try await repository.revoke(id: record.id, by: "admin", logger: logger) else {
+                Issue.record("first revoke did not revoke")
+                return
+            }
+            #expect(revoked.revokedAt != nil)
+            #expect(try await repository.revoke(id: record.id, by: "admin", logger: logger) == .alreadyRevoked(revoked))
+            #expect(try await repository.revoke(id: UUID(), by: "admin", logger: logger) == .notFound)
+
+            let rows = try await client.query(
+                "SELECT action, actor FROM audit_events WHERE token_id = \(record.id) ORDER BY id", logger: logger)
+            var audit: [String] = []
+            for try await (action, actor) in rows.decode((String, String).self) { audit.append("\(action) by \(actor)") }
+            #expect(audit == ["token.create by admin", "token.revoke by admin"])
+        }
+    }
+
+    @Test func expiryIsEnforcedOnVerifyAndInListings() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            let service = TokenService(repository: repository, hasher: TokenHasher(currentKey: Fixtures.hashKey), prefix: .default)
+            let caller = Caller(name: "admin", role: .admin)
+            let (expiring, record) = try await service.issue(TokenRequest(userID: "exp", scopes: [], lifetimeMinutes: 1), by: caller, logger: logger)
+            let (_, other) = try await service.issue(TokenRequest(userID: "exp", scopes: [], lifetimeMinutes: 60), by: caller, logger: logger)
+            #expect(try await service.verify(expiring.secret, logger: logger) == .active(record))
+
+            try await client.query("UPDATE tokens SET expires_at = now() - interval '1 second' WHERE id = \(record.id)", logger: logger)
+            #expect(try await service.verify(expiring.secret, logger: logger) == .inactive(.expired))
+            // Verifying one minute ahead sees the other token expire too, without touching the database clock.
+            #expect(try await service.verify(expiring.secret, at: Date().addingTimeInterval(7200), logger: logger) == .inactive(.expired))
+
+            let expired = try await repository.tokens(userID: "exp", status: .expired, limit: 10, after: nil, logger: logger)
+            #expect(expired.tokens.map(\.id) == [record.id])
+            let active = try await repository.tokens(userID: "exp", status: .active, limit: 10, after: nil, logger: logger)
+            #expect(active.tokens.map(\.id) == [other.id])
+            _ = try await repository.revoke(id: record.id, by: "admin", logger: logger)
+            #expect(try await service.verify(expiring.secret, logger: logger) == .inactive(.revoked))
+            let revoked = try await repository.tokens(userID: "exp", status: .revoked, limit: 10, after: nil, logger: logger)
+            #expect(revoked.tokens.map(\.id) == [record.id])
+        }
+    }
+
+    @Test func oldKeyTokensVerifyAndAreRehashedToTheCurrentKey() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            let oldKey = HashKey.generate(id: 1)
+            let newKey = HashKey.generate(id: 2)
+            let caller = Caller(name: "admin", role: .admin)
+            let before = TokenService(repository: repository, hasher: TokenHasher(currentKey: oldKey), prefix: .default)
+            let (token, record) = try await before.issue(TokenRequest(userID: "rot", scopes: [], lifetimeMinutes: 60), by: caller, logger: logger)
+            #expect(record.digest.keyID == 1)
+
+            let rotated = TokenService(repository: repository, hasher: TokenHasher(currentKey: newKey, previousKeys: [oldKey]), prefix: .default)
+            guard case .active = try await rotated.verify(token.secret, logger: logger) else {
+                Issue.record("old-key token did not verify")
+                return
+            }
+            let stored = try #require(try await repository.token(id: record.id, logger: logger))
+            #expect(stored.digest == TokenHasher(currentKey: newKey).digest(of: token))
+
+            // Once rehashed, the old key is no longer needed for this token.
+            let newOnly = TokenService(repository: repository, hasher: TokenHasher(currentKey: newKey), prefix: .default)
+            guard case .active = try await newOnly.verify(token.secret, logger: logger) else {
+                Issue.record("rehashed token did not verify under the new key alone")
+                return
+            }
+            #expect(try await before.verify(token.secret, logger: logger) == .inactive(.notFound))
+        }
+    }
+}
