@@ -16,7 +16,7 @@ public func buildApplication(
     var app = buildApplication(configuration, repository: PostgresTokenRepository(client: client), logger: logger)
     app.addServices(client)
     app.beforeServerStarts {
-        try await withDeadline(.seconds(30), "PostgreSQL at \(configuration.databaseURL) did not answer within 30 seconds") {
+        try await withDeadline(.seconds(30), "PostgreSQL at \(configuration.databaseURL) could not be reached within 30 seconds (the log above says why)") {
             if migrateFirst {
                 try await migrator.migrate(logger: logger)
             } else {

@@ -41,9 +41,9 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# init_cluster DIR PASSWORD_FILE: creates a cluster in DIR whose superuser `tessera` has the password in the file.
+# init_cluster DIR SUPERUSER PASSWORD_FILE: creates a cluster in DIR whose superuser has the password in the file.
 init_cluster() {
-  local dir=$1 password_file=$2
+  local dir=$1 superuser=$2 password_file=$3
   mkdir -p "$dir"
   if [ "$(id -u)" -eq 0 ]; then
     chown postgres:postgres "$dir" "$password_file"
@@ -51,7 +51,7 @@ init_cluster() {
       die "the postgres user cannot reach $dir; put the checkout where other users can traverse its parent folders"
   fi
   chmod 700 "$dir"
-  as_pg_owner "$(pg_bin_dir)/initdb" -D "$dir" -U tessera --pwfile="$password_file" \
+  as_pg_owner "$(pg_bin_dir)/initdb" -D "$dir" -U "$superuser" --pwfile="$password_file" \
     --auth-host=scram-sha-256 --auth-local=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
 }
 
@@ -61,6 +61,11 @@ start_cluster() {
   as_pg_owner "$(pg_bin_dir)/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$dir'" start >/dev/null ||
     { cat "$dir/server.log" >&2; die "PostgreSQL did not start"; }
+}
+
+# cluster_running DIR: whether the cluster in DIR is running.
+cluster_running() {
+  as_pg_owner "$(pg_bin_dir)/pg_ctl" -D "$1" status >/dev/null 2>&1
 }
 
 # stop_cluster DIR: stops the cluster if it runs.

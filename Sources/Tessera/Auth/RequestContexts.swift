@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdAuth
 import NIOCore
+import Foundation
 
 /// The context of every request: the peer's address and, once ``APIKeyAuthenticator`` has run, the caller.
 public struct TesseraRequestContext: AuthRequestContext, RequestContext {
@@ -10,6 +11,8 @@ public struct TesseraRequestContext: AuthRequestContext, RequestContext {
     public var identity: Caller?
     /// The socket peer, when known.
     public let remoteAddress: SocketAddress?
+    /// Responses are JSON with sorted keys and ISO 8601 dates.
+    public var responseEncoder: JSONEncoder { .api }
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
@@ -23,6 +26,8 @@ public struct AdminRequestContext: ChildRequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The authenticated admin.
     public let caller: Caller
+    /// Responses are JSON with sorted keys and ISO 8601 dates.
+    public var responseEncoder: JSONEncoder { .api }
 
     public init(context: TesseraRequestContext) throws {
         self.caller = try context.requireCaller(withRole: [.admin])
@@ -35,6 +40,8 @@ public struct VerifierRequestContext: ChildRequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The authenticated caller.
     public let caller: Caller
+    /// Responses are JSON with sorted keys and ISO 8601 dates.
+    public var responseEncoder: JSONEncoder { .api }
 
     public init(context: TesseraRequestContext) throws {
         self.caller = try context.requireCaller(withRole: [.admin, .verifier])
@@ -69,12 +76,30 @@ struct APIKeyAuthenticator: AuthenticatorMiddleware {
         return caller
     }
 
-    /// The key from `X-API-Key`, else from `Authorization: Bearer` (so that header can carry a token being checked).
+    /// The key from `X-API-Key`, else from `Authorization: Bearer`; an empty value counts as no key.
+    ///
+    /// `X-API-Key` wins so that a proxy can authenticate with it while `Authorization` carries something else.
     static func presentedKey(in request: Request) -> String? {
-        if let key = request.headers[.apiKey] { return key }
-        guard let authorization = request.headers[.authorization] else { return nil }
-        let parts = authorization.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return String(parts[1].trimmingWhitespace())
+        let key: Substring?
+        if let header = request.headers[.apiKey] {
+            key = header.trimmingWhitespace()
+        } else if let authorization = request.headers[.authorization] {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            key = parts.count == 2 && parts[0].lowercased() == "bearer" ? parts[1].trimmingWhitespace() : nil
+        } else {
+            key = nil
+        }
+        guard let key, !key.isEmpty else { return nil }
+        return String(key)
+    }
+}
+
+extension JSONEncoder {
+    /// The encoder of every JSON response body: sorted keys, ISO 8601 dates.
+    static var api: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
     }
 }

@@ -216,7 +216,7 @@ extension Migrator {
     /// Connects to `databaseURL`, applies pending migrations and disconnects; for `tessera migrate`.
     public static func migrate(_ databaseURL: DatabaseURL, migrations: [Migration], logger: Logger) async throws -> [String] {
         try await withPostgresClient(databaseURL, logger: logger) { client in
-            try await withDeadline(.seconds(30), "PostgreSQL at \(databaseURL) did not answer within 30 seconds") {
+            try await withDeadline(.seconds(30), "PostgreSQL at \(databaseURL) could not be reached within 30 seconds (the log above says why)") {
                 try await Migrator(client: client, migrations: migrations).migrate(logger: logger)
             }
         }

@@ -68,7 +68,7 @@ struct FieldReader {
             if required { fail(field, "is required") }
             return nil
         case let other?:
-            fail(field, "must be a string, not \(other.typeName == "null" ? "null" : "a \(other.typeName)")")
+            fail(field, "must be a string, not a \(other.typeName)")
             return nil
         }
     }

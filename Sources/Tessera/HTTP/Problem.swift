@@ -93,9 +93,7 @@ public struct APIError: HTTPResponseError, Sendable {
 extension ProblemDetails {
     /// The problem as an `application/problem+json` response.
     func response(status: HTTPResponse.Status, headers extra: HTTPFields = [:]) -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let body = (try? encoder.encode(self)) ?? Data(#"{"status":500,"title":"Internal Server Error","type":"about:blank"}"#.utf8)
+        let body = (try? JSONEncoder.api.encode(self)) ?? Data(#"{"status":500,"title":"Internal Server Error","type":"about:blank"}"#.utf8)
         var headers = extra
         headers[.contentType] = "application/problem+json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))

@@ -60,7 +60,7 @@ struct TokenController {
         let id = try Self.tokenID(context)
         switch try await service.repository.revoke(id: id, by: context.caller.name, logger: context.logger) {
         case .revoked:
-            context.logger.info("token revoked", metadata: ["token.id": "\(id)", "caller": "\(context.caller.name)"])
+            context.logger.info("token revoked", metadata: ["token.id": "\(id.lowercasedString)", "caller": "\(context.caller.name)"])
             return .noContent
         case .alreadyRevoked:
             return .noContent
@@ -115,7 +115,9 @@ extension TokenController {
             self.userID = userID
             self.limit = TokenController.defaultPageSize
             if let text = parameters.get("limit") {
-                if let limit = Int(text), (1...TokenController.maximumPageSize).contains(limit) {
+                if text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let limit = Int(text),
+                    (1...TokenController.maximumPageSize).contains(limit)
+                {
                     self.limit = limit
                 } else {
                     errors.append(FieldError(field: "limit", message: "must be an integer from 1 to \(TokenController.maximumPageSize)"))

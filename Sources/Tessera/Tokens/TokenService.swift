@@ -65,7 +65,7 @@ public struct TokenService: Sendable {
         )
         logger.info(
             "token created",
-            metadata: ["token.id": "\(record.id)", "token.prefix": "\(record.displayPrefix)", "caller": "\(caller.name)"]
+            metadata: ["token.id": "\(record.id.lowercasedString)", "token.prefix": "\(record.displayPrefix)", "caller": "\(caller.name)"]
         )
         return (token, record)
     }
@@ -77,7 +77,7 @@ public struct TokenService: Sendable {
         guard let record = try await repository.token(matchingAnyOf: digests, logger: logger) else { return .inactive(.notFound) }
         if record.digest.keyID != hasher.currentKey.id {
             try await repository.rehash(id: record.id, from: record.digest, to: digests[0], logger: logger)
-            logger.info("token rehashed to the current key", metadata: ["token.id": "\(record.id)", "hash_key.from": "\(record.digest.keyID)"])
+            logger.info("token rehashed to the current key", metadata: ["token.id": "\(record.id.lowercasedString)", "hash_key.from": "\(record.digest.keyID)"])
         }
         switch record.status(at: now) {
         case .revoked: return .inactive(.revoked)

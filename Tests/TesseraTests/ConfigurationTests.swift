@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+import TokenCrypto
+
+@testable import Tessera
+
+@Suite("Configuration")
+struct ConfigurationTests {
+    private static let hashKey = String(repeating: "ab", count: 32)
+    private static let valid = [
+        "DATABASE_URL": "postgresql://tessera:secret@127.0.0.1:5432/tessera?sslmode=disable",
+        "TOKEN_HASH_KEY": hashKey,
+        "API_KEY": "dev-secret-key-12345",
+    ]
+
+    private func error(_ changes: [String: String?]) -> ConfigurationError? {
+        var environment = Self.valid
+        for (key, value) in changes { environment[key] = value }
+        do {
+            _ = try AppConfiguration(environment: environment)
+            return nil
+        } catch {
+            return error as? ConfigurationError
+        }
+    }
+
+    @Test func defaultsMatchTheOriginalService() throws {
+        let configuration = try AppConfiguration(environment: Self.valid)
+        #expect(configuration.host == "127.0.0.1")
+        #expect(configuration.port == 3000)
+        #expect(configuration.tokenPrefix.rawValue == "tsr")
+        #expect(configuration.hasher.currentKey.id == 1)
+        #expect(configuration.apiKeys.caller(presenting: "dev-secret-key-12345") == Caller(name: "admin", role: .admin))
+    }
+
+    @Test(arguments: [
+        ("DATABASE_URL", nil as String?),
+        ("DATABASE_URL", "mysql://x@y/z"),
+        ("DATABASE_URL", "postgresql://127.0.0.1/tessera"),
+        ("DATABASE_URL", "postgresql://u@127.0.0.1/"),
+        ("DATABASE_URL", "postgresql://u@127.0.0.1/db?sslmode=sometimes"),
+        ("TOKEN_HASH_KEY", nil),
+        ("TOKEN_HASH_KEY", "abcd"),
+        ("TOKEN_HASH_KEY", String(repeating: "zz", count: 32)),
+        ("TOKEN_HASH_KEY_ID", "0"),
+        ("TOKEN_HASH_OLD_KEYS", "1:\(String(repeating: "cd", count: 32))"),
+        ("TOKEN_HASH_OLD_KEYS", "2:short"),
+        ("API_KEY", "short"),
+        ("PORT", "70000"),
+        ("PORT", "http"),
+        ("TOKEN_PREFIX", "Bad_Prefix"),
+        ("LOG_LEVEL", "loud"),
+    ])
+    func aBadValueStopsStartUpNamingTheVariable(variable: String, value: String?) {
+        let failure = error([variable: value])
+        #expect(failure?.variable == variable, "\(String(describing: failure))")
+    }
+
+    @Test func missingKeysAreNamed() {
+        #expect(error(["API_KEY": nil])?.variable == "API_KEY")
+    }
+
+    @Test func errorsNeverEchoTheSecretValue() {
+        let secret = "short-secret"
+        let failure = error(["API_KEY": secret])
+        #expect(failure != nil)
+        #expect(!(failure?.description.contains(secret) ?? true))
+        let urlFailure = error(["DATABASE_URL": "postgresql://u:hunter2@127.0.0.1/db?sslmode=maybe"])
+        #expect(!(urlFailure?.description.contains("hunter2") ?? true))
+    }
+
+    @Test func oldHashKeysAreRead() throws {
+        var environment = Self.valid
+        environment["TOKEN_HASH_KEY_ID"] = "3"
+        environment["TOKEN_HASH_OLD_KEYS"] = "1:\(String(repeating: "01", count: 32)), 2:\(String(repeating: "02", count: 32))"
+        let hasher = try AppConfiguration(environment: environment).hasher
+        #expect(hasher.currentKey.id == 3)
+        #expect(hasher.previousKeys.map(\.id) == [1, 2])
+    }
+
+    @Test func databaseURLsParseWithTheirTLSModes() throws {
+        let url = try DatabaseURL("postgres://app%40x:p%2Fw@db.internal:6432/tokens_db?sslmode=verify-full")
+        #expect(url.username == "app@x")
+        #expect(url.password == "p/w")
+        #expect(url.host == "db.internal")
+        #expect(url.port == 6432)
+        #expect(url.database == "tokens_db")
+        #expect(url.tlsMode == .verifyFull)
+        #expect(!url.description.contains("p/w"))
+        #expect(try DatabaseURL("postgresql://tokenuser:tokenpass@localhost:5432/tokens_db").tlsMode == .prefer)
+        #expect(try DatabaseURL("postgresql://u@/db?host=/var/run/postgresql").host == "/var/run/postgresql")
+    }
+
+    @Test func dotEnvFilesAreParsedAndRealVariablesWin() {
+        let parsed = DotEnv.parse(
+            """
+            # comment
+            export API_KEY="quoted value"
+            PORT=4000 # trailing comment
+            HOST='0.0.0.0'
+            not an assignment
+            """
+        )
+        #expect(parsed == ["API_KEY": "quoted value", "PORT": "4000", "HOST": "0.0.0.0"])
+    }
+}
+
+@Suite("API keys")
+struct APIKeyTests {
+    @Test func rightKeyGetsItsRoleAndWrongKeysNothing() throws {
+        let ring = try APIKeyRing.parse(apiKey: nil, apiKeys: "ops:admin:ops-secret-0123456789, gw:verifier:gateway-secret-012345")
+        #expect(ring.caller(presenting: "ops-secret-0123456789") == Caller(name: "ops", role: .admin))
+        #expect(ring.caller(presenting: "gateway-secret-012345") == Caller(name: "gw", role: .verifier))
+        for wrong in ["", "ops-secret-012345678", "ops-secret-0123456789 ", "OPS-SECRET-0123456789", "gw", String(repeating: "x", count: 100_000)] {
+            #expect(ring.caller(presenting: wrong) == nil)
+        }
+    }
+
+    @Test func digestFormKeysWork() throws {
+        let secret = "a-key-that-never-sits-in-config"
+        let digest = Hex.encode(Blake2b.hash(Array(secret.utf8)))
+        let ring = try APIKeyRing.parse(apiKey: nil, apiKeys: "edge:verifier:blake2b:\(digest)")
+        #expect(ring.caller(presenting: secret) == Caller(name: "edge", role: .verifier))
+        #expect(ring.caller(presenting: "blake2b:\(digest)") == nil)
+        #expect(ring.caller(presenting: digest) == nil)
+    }
+
+    @Test func generatedEntriesRoundTrip() throws {
+        let secret = APIKeyRing.generateSecret()
+        #expect(secret.hasPrefix("tsk_") && secret.count == 47)
+        let entry = APIKeyCredential(name: "ci", role: .admin, secret: secret).configurationEntry
+        #expect(!entry.contains(secret))
+        let ring = try APIKeyRing.parse(apiKey: nil, apiKeys: entry)
+        #expect(ring.caller(presenting: secret) == Caller(name: "ci", role: .admin))
+    }
+
+    @Test(arguments: [
+        "x:admin", "x:root:secret-secret-secret", "bad name:admin:secret-secret-secret", "x:admin:short", "x:admin:blake2b:abcd",
+        "x:admin:secret-secret-secret,x:verifier:other-secret-secret",
+        "x:admin:secret-secret-secret,y:verifier:secret-secret-secret",
+    ])
+    func malformedEntriesAreRefused(entry: String) {
+        #expect(throws: ConfigurationError.self) { try APIKeyRing.parse(apiKey: nil, apiKeys: entry) }
+    }
+
+    @Test func apiKeyAndAPIKeysCombine() throws {
+        let ring = try APIKeyRing.parse(apiKey: "dev-secret-key-12345", apiKeys: "gw:verifier:gateway-secret-012345")
+        #expect(ring.credentials.map(\.name) == ["admin", "gw"])
+    }
+}
