@@ -11,6 +11,8 @@ public struct TesseraRequestContext: AuthRequestContext, RequestContext {
     public var identity: Caller?
     /// The socket peer, when known.
     public let remoteAddress: SocketAddress?
+    /// The client's address: the peer, or what a trusted proxy forwarded (set by ``ClientAddressMiddleware``).
+    public var clientAddress: String
     /// Responses are JSON with sorted keys and ISO 8601 dates.
     public var responseEncoder: JSONEncoder { .api }
 
@@ -18,6 +20,7 @@ public struct TesseraRequestContext: AuthRequestContext, RequestContext {
         self.coreContext = .init(source: source)
         self.identity = nil
         self.remoteAddress = source.channel.remoteAddress
+        self.clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
     }
 }
 
@@ -52,6 +55,7 @@ public struct VerifierRequestContext: ChildRequestContext {
 extension TesseraRequestContext {
     /// The caller, throwing `401` when there is none and `403` when its role is not in `roles`.
     func requireCaller(withRole roles: Set<APIKeyRole>) throws -> Caller {
+        // The authenticator runs first on every route using these contexts; no caller here means no key was sent.
         guard let caller = identity else { throw APIError.unauthenticated(keyPresented: false) }
         guard roles.contains(caller.role) else {
             logger.notice("caller forbidden", metadata: ["caller": "\(caller.name)", "role": "\(caller.role.rawValue)"])
@@ -61,18 +65,33 @@ extension TesseraRequestContext {
     }
 }
 
-/// Authenticates the API key in `X-API-Key` or `Authorization: Bearer`; a key that matches nothing is a `401`.
+/// Authenticates the API key in `X-API-Key` or `Authorization: Bearer`.
+///
+/// A missing or wrong key spends one of the client address's failure budget and is a `401`; a client whose
+/// budget is spent gets `429` before its key is even hashed.
 struct APIKeyAuthenticator: AuthenticatorMiddleware {
     typealias Context = TesseraRequestContext
     let keys: APIKeyRing
+    let failures: GCRALimiter
 
     func authenticate(request: Request, context: Context) async throws -> Caller? {
-        guard let presented = Self.presentedKey(in: request) else { return nil }
-        guard let caller = keys.caller(presenting: presented) else {
-            context.logger.notice("authentication failed", metadata: ["client": "\(context.remoteAddress?.ipAddress ?? "unknown")"])
-            throw APIError.unauthenticated(keyPresented: true)
+        let client = ClientAddressResolver.limiterKey(for: context.clientAddress)
+        let standing = failures.check(client)
+        guard standing.allowed else {
+            context.logger.notice("authentication refused: too many failures", metadata: ["client": "\(context.clientAddress)"])
+            throw APIError.tooManyRequests(standing, policy: failures.policy)
         }
-        context.logger.debug("authenticated", metadata: ["caller": "\(caller.name)"])
+        let presented = Self.presentedKey(in: request)
+        guard let presented, let caller = keys.caller(presenting: presented) else {
+            let decision = failures.acquire(client)
+            context.logger.notice(
+                "authentication failed",
+                metadata: ["client": "\(context.clientAddress)", "reason": "\(presented == nil ? "no key" : "unknown key")"]
+            )
+            guard decision.allowed else { throw APIError.tooManyRequests(decision, policy: failures.policy) }
+            throw APIError.unauthenticated(keyPresented: presented != nil)
+        }
+        context.logger.info("authenticated", metadata: ["caller": "\(caller.name)", "client": "\(context.clientAddress)"])
         return caller
     }
 

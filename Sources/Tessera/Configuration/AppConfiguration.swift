@@ -17,6 +17,16 @@ public struct AppConfiguration: Sendable {
     public var tokenPrefix: TokenPrefix
     /// The log level.
     public var logLevel: Logger.Level
+    /// Rate limit budgets.
+    public var rateLimits: RateLimitSettings
+    /// How the client address is found (`TRUSTED_PROXIES`).
+    public var clientAddresses: ClientAddressResolver
+    /// Longest wait for a database answer, connection included, before a request is answered `503`.
+    public var databaseTimeout: Duration
+    /// Most connections the pool opens to PostgreSQL.
+    public var databasePoolSize: Int
+    /// How long a stopping server waits for requests in flight.
+    public var shutdownGracePeriod: Duration
 
     /// Creates a configuration from already validated parts (tests use this directly).
     public init(
@@ -26,7 +36,12 @@ public struct AppConfiguration: Sendable {
         host: String = "127.0.0.1",
         port: Int = 3000,
         tokenPrefix: TokenPrefix = .default,
-        logLevel: Logger.Level = .info
+        logLevel: Logger.Level = .info,
+        rateLimits: RateLimitSettings = RateLimitSettings(),
+        clientAddresses: ClientAddressResolver = ClientAddressResolver(),
+        databaseTimeout: Duration = .seconds(5),
+        databasePoolSize: Int = 10,
+        shutdownGracePeriod: Duration = .seconds(25)
     ) {
         self.databaseURL = databaseURL
         self.hasher = hasher
@@ -35,6 +50,11 @@ public struct AppConfiguration: Sendable {
         self.port = port
         self.tokenPrefix = tokenPrefix
         self.logLevel = logLevel
+        self.rateLimits = rateLimits
+        self.clientAddresses = clientAddresses
+        self.databaseTimeout = databaseTimeout
+        self.databasePoolSize = databasePoolSize
+        self.shutdownGracePeriod = shutdownGracePeriod
     }
 
     /// Reads and validates the configuration, throwing a ``ConfigurationError`` that names the first bad variable.
@@ -61,6 +81,18 @@ public struct AppConfiguration: Sendable {
             }
             return level
         } ?? .info
+        func wholeNumber(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
+            guard let text = value(name) else { return fallback }
+            guard let number = Int(text), range.contains(number) else {
+                throw ConfigurationError(name, "must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return number
+        }
+        let rateLimits = try RateLimitSettings(environment: value)
+        let clientAddresses = try ClientAddressResolver.parse(value("TRUSTED_PROXIES"))
+        let databaseTimeout = try wholeNumber("DATABASE_TIMEOUT_SECONDS", default: 5, range: 1...120)
+        let databasePoolSize = try wholeNumber("DATABASE_POOL_SIZE", default: 10, range: 1...200)
+        let shutdownGrace = try wholeNumber("SHUTDOWN_GRACE_SECONDS", default: 25, range: 0...600)
         self.init(
             databaseURL: databaseURL,
             hasher: hasher,
@@ -68,7 +100,12 @@ public struct AppConfiguration: Sendable {
             host: value("HOST") ?? "127.0.0.1",
             port: port,
             tokenPrefix: tokenPrefix,
-            logLevel: logLevel
+            logLevel: logLevel,
+            rateLimits: rateLimits,
+            clientAddresses: clientAddresses,
+            databaseTimeout: .seconds(databaseTimeout),
+            databasePoolSize: databasePoolSize,
+            shutdownGracePeriod: .seconds(shutdownGrace)
         )
     }
 

@@ -77,6 +77,14 @@ public struct APIError: HTTPResponseError, Sendable {
     /// `404` for a token id that does not exist.
     public static let tokenNotFound = APIError(.notFound, type: "urn:tessera:problem:token-not-found", detail: "No token has this id.")
 
+    /// `503` while PostgreSQL cannot be reached; the client should retry.
+    public static let databaseUnavailable = APIError(
+        .serviceUnavailable,
+        type: "urn:tessera:problem:database-unavailable",
+        detail: "The token database cannot be reached right now; retry shortly.",
+        headers: [.retryAfter: "5"]
+    )
+
     /// `415` for a body that is not `application/json`.
     public static let unsupportedMediaType = APIError(
         .unsupportedMediaType,

@@ -7,10 +7,18 @@ import TokenCrypto
 /// Tokens and their audit trail in PostgreSQL, through a pooled `PostgresClient`.
 public struct PostgresTokenRepository: TokenRepository {
     let client: PostgresClient
+    /// Longest wait for an answer, a free connection included; past it the call throws ``DeadlineExceeded``.
+    let timeout: Duration
 
     /// Creates a repository over a running client.
-    public init(client: PostgresClient) {
+    public init(client: PostgresClient, timeout: Duration = .seconds(5)) {
         self.client = client
+        self.timeout = timeout
+    }
+
+    /// Runs `operation` under the repository's deadline, so a database outage cannot hold a request forever.
+    private func bounded<Result: Sendable>(_ operation: @escaping @Sendable () async throws -> Result) async throws -> Result {
+        try await withDeadline(timeout, "PostgreSQL did not answer within \(timeout)", operation: operation)
     }
 
     /// The columns every token query selects, in the order ``decodeRecords(_:)`` reads them.
@@ -22,39 +30,45 @@ public struct PostgresTokenRepository: TokenRepository {
     private typealias Row = (UUID, String, [String], ByteBuffer, Int, String, String?, Int64, Date, Date?, Date?, String)
 
     public func create(_ token: NewToken, logger: Logger) async throws -> TokenRecord {
-        do {
-            return try await client.inTransaction(logger: logger) { connection in
-                let rows = try await connection.query(
-                    """
-                    INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by)
-                    VALUES (\(token.userID), \(token.scopes), \(ByteBuffer(bytes: token.digest.bytes)), \(token.digest.keyID),
-                            \(token.displayPrefix), \(token.name), now() + make_interval(mins => \(token.lifetimeMinutes)::int4),
-                            \(token.createdBy))
-                    RETURNING \(unescaped: Self.columns)
-                    """,
-                    logger: logger
-                )
-                guard let record = try await Self.decodeRecords(rows).first else { throw PostgresTokenRepositoryError.missingReturnedRow }
-                try await Self.recordAudit(action: "token.create", actor: token.createdBy, token: record, on: connection, logger: logger)
-                return record
+        try await bounded {
+            do {
+                return try await client.inTransaction(logger: logger) { connection in
+                    let rows = try await connection.query(
+                        """
+                        INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by)
+                        VALUES (\(token.userID), \(token.scopes), \(ByteBuffer(bytes: token.digest.bytes)), \(token.digest.keyID),
+                                \(token.displayPrefix), \(token.name), now() + make_interval(mins => \(token.lifetimeMinutes)::int4),
+                                \(token.createdBy))
+                        RETURNING \(unescaped: Self.columns)
+                        """,
+                        logger: logger
+                    )
+                    guard let record = try await Self.decodeRecords(rows).first else { throw PostgresTokenRepositoryError.missingReturnedRow }
+                    try await Self.recordAudit(action: "token.create", actor: token.createdBy, token: record, on: connection, logger: logger)
+                    return record
+                }
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
+                throw RepositoryError.duplicateDigest
             }
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-            throw RepositoryError.duplicateDigest
         }
     }
 
     public func token(id: UUID, logger: Logger) async throws -> TokenRecord? {
-        let rows = try await client.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(id)", logger: logger)
-        return try await Self.decodeRecords(rows).first
+        try await bounded {
+            let rows = try await client.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(id)", logger: logger)
+            return try await Self.decodeRecords(rows).first
+        }
     }
 
     public func token(matchingAnyOf digests: [TokenDigest], logger: Logger) async throws -> TokenRecord? {
-        let hashes = digests.map { ByteBuffer(bytes: $0.bytes) }
-        let rows = try await client.query(
-            "SELECT \(unescaped: Self.columns) FROM tokens WHERE secret_hash = ANY(\(hashes)) LIMIT 1",
-            logger: logger
-        )
-        return try await Self.decodeRecords(rows).first
+        try await bounded {
+            let hashes = digests.map { ByteBuffer(bytes: $0.bytes) }
+            let rows = try await client.query(
+                "SELECT \(unescaped: Self.columns) FROM tokens WHERE secret_hash = ANY(\(hashes)) LIMIT 1",
+                logger: logger
+            )
+            return try await Self.decodeRecords(rows).first
+        }
     }
 
     public func tokens(
@@ -64,55 +78,61 @@ public struct PostgresTokenRepository: TokenRepository {
         after cursor: TokenCursor?,
         logger: Logger
     ) async throws -> TokenPage {
-        // One statement for every filter: the status and cursor are parameters, never spliced SQL.
-        let rows = try await client.query(
-            """
-            SELECT \(unescaped: Self.columns) FROM tokens
-            WHERE user_id = \(userID)
-              AND CASE \(status.rawValue)::text
-                    WHEN 'active' THEN revoked_at IS NULL AND expires_at > now()
-                    WHEN 'revoked' THEN revoked_at IS NOT NULL
-                    WHEN 'expired' THEN revoked_at IS NULL AND expires_at <= now()
-                    ELSE true
-                  END
-              AND (\(cursor?.createdAtMicroseconds)::int8 IS NULL
-                   OR (created_at, id) < ('epoch'::timestamptz + \(cursor?.createdAtMicroseconds)::int8 * interval '1 microsecond',
-                                          \(cursor?.id)::uuid))
-            ORDER BY created_at DESC, id DESC
-            LIMIT \(limit + 1)
-            """,
-            logger: logger
-        )
-        var records = try await Self.decodeRecords(rows)
-        let hasMore = records.count > limit
-        if hasMore { records.removeLast() }
-        return TokenPage(tokens: records, nextCursor: hasMore ? records.last?.cursor : nil)
+        try await bounded {
+            // One statement for every filter: the status and cursor are parameters, never spliced SQL.
+            let rows = try await client.query(
+                """
+                SELECT \(unescaped: Self.columns) FROM tokens
+                WHERE user_id = \(userID)
+                  AND CASE \(status.rawValue)::text
+                        WHEN 'active' THEN revoked_at IS NULL AND expires_at > now()
+                        WHEN 'revoked' THEN revoked_at IS NOT NULL
+                        WHEN 'expired' THEN revoked_at IS NULL AND expires_at <= now()
+                        ELSE true
+                      END
+                  AND (\(cursor?.createdAtMicroseconds)::int8 IS NULL
+                       OR (created_at, id) < ('epoch'::timestamptz + \(cursor?.createdAtMicroseconds)::int8 * interval '1 microsecond',
+                                              \(cursor?.id)::uuid))
+                ORDER BY created_at DESC, id DESC
+                LIMIT \(limit + 1)
+                """,
+                logger: logger
+            )
+            var records = try await Self.decodeRecords(rows)
+            let hasMore = records.count > limit
+            if hasMore { records.removeLast() }
+            return TokenPage(tokens: records, nextCursor: hasMore ? records.last?.cursor : nil)
+        }
     }
 
     public func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome {
-        try await client.inTransaction(logger: logger) { connection in
-            let updated = try await connection.query(
-                "UPDATE tokens SET revoked_at = now() WHERE id = \(id) AND revoked_at IS NULL RETURNING \(unescaped: Self.columns)",
-                logger: logger
-            )
-            if let record = try await Self.decodeRecords(updated).first {
-                try await Self.recordAudit(action: "token.revoke", actor: actor, token: record, on: connection, logger: logger)
-                return .revoked(record)
+        try await bounded {
+            try await client.inTransaction(logger: logger) { connection in
+                let updated = try await connection.query(
+                    "UPDATE tokens SET revoked_at = now() WHERE id = \(id) AND revoked_at IS NULL RETURNING \(unescaped: Self.columns)",
+                    logger: logger
+                )
+                if let record = try await Self.decodeRecords(updated).first {
+                    try await Self.recordAudit(action: "token.revoke", actor: actor, token: record, on: connection, logger: logger)
+                    return .revoked(record)
+                }
+                let existing = try await connection.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(id)", logger: logger)
+                guard let record = try await Self.decodeRecords(existing).first else { return .notFound }
+                return .alreadyRevoked(record)
             }
-            let existing = try await connection.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(id)", logger: logger)
-            guard let record = try await Self.decodeRecords(existing).first else { return .notFound }
-            return .alreadyRevoked(record)
         }
     }
 
     public func rehash(id: UUID, from oldDigest: TokenDigest, to newDigest: TokenDigest, logger: Logger) async throws {
-        try await client.query(
-            """
-            UPDATE tokens SET secret_hash = \(ByteBuffer(bytes: newDigest.bytes)), hash_key_id = \(newDigest.keyID)
-            WHERE id = \(id) AND secret_hash = \(ByteBuffer(bytes: oldDigest.bytes))
-            """,
-            logger: logger
-        )
+        try await bounded {
+            try await client.query(
+                """
+                UPDATE tokens SET secret_hash = \(ByteBuffer(bytes: newDigest.bytes)), hash_key_id = \(newDigest.keyID)
+                WHERE id = \(id) AND secret_hash = \(ByteBuffer(bytes: oldDigest.bytes))
+                """,
+                logger: logger
+            )
+        }
     }
 
     private static func recordAudit(action: String, actor: String, token: TokenRecord, on connection: PostgresConnection, logger: Logger) async throws {

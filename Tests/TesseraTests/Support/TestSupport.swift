@@ -24,13 +24,21 @@ enum Fixtures {
     }
 
     /// A configuration pointing at `databaseURL` (or a placeholder when the router uses an in-memory repository).
-    static func configuration(databaseURL: DatabaseURL? = nil, hasher: TokenHasher = TokenHasher(currentKey: hashKey)) throws -> AppConfiguration {
+    static func configuration(
+        databaseURL: DatabaseURL? = nil,
+        hasher: TokenHasher = TokenHasher(currentKey: hashKey),
+        rateLimits: RateLimitSettings = RateLimitSettings(),
+        clientAddresses: ClientAddressResolver = ClientAddressResolver()
+    ) throws -> AppConfiguration {
         AppConfiguration(
             databaseURL: try databaseURL ?? DatabaseURL("postgresql://unused@127.0.0.1/unused"),
             hasher: hasher,
             apiKeys: apiKeys,
             host: "127.0.0.1",
-            port: 0
+            port: 0,
+            rateLimits: rateLimits,
+            clientAddresses: clientAddresses,
+            databaseTimeout: .seconds(2)
         )
     }
 }

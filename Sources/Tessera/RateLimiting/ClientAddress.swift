@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An IPv4 or IPv6 network in CIDR form, such as `10.0.0.0/8` or `fd00::/8`.
+public struct IPNetwork: Sendable, Equatable {
+    let bytes: [UInt8]
+    let prefixLength: Int
+
+    /// Parses `a.b.c.d/n`, `x::y/n`, or a bare address (a network of one).
+    public init?(_ text: some StringProtocol) {
+        let parts = text.split(separator: "/", maxSplits: 1)
+        guard let first = parts.first, let bytes = IPNetwork.parseAddress(first) else { return nil }
+        let maximum = bytes.count * 8
+        if parts.count == 2 {
+            guard let length = Int(parts[1]), (0...maximum).contains(length) else { return nil }
+            prefixLength = length
+        } else {
+            prefixLength = maximum
+        }
+        self.bytes = bytes
+    }
+
+    /// Whether `address` (4 or 16 bytes) lies in this network.
+    func contains(_ address: [UInt8]) -> Bool {
+        guard address.count == bytes.count else { return false }
+        var remaining = prefixLength
+        for index in bytes.indices where remaining > 0 {
+            let bits = min(8, remaining)
+            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - bits))
+            if address[index] & mask != bytes[index] & mask { return false }
+            remaining -= bits
+        }
+        return true
+    }
+
+    /// The 4 or 16 bytes of an IPv4 or IPv6 address in text, or `nil`.
+    static func parseAddress(_ text: some StringProtocol) -> [UInt8]? {
+        var text = String(text)
+        if text.hasPrefix("["), text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
+        if let zone = text.firstIndex(of: "%") { text = String(text[..<zone]) }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 {
+            return withUnsafeBytes(of: &v4) { Array($0) }
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { Array($0) }
+        }
+        return nil
+    }
+}
+
+/// Decides which address a request comes from, honouring `X-Forwarded-For` only from trusted proxies.
+public struct ClientAddressResolver: Sendable {
+    /// The proxies whose `X-Forwarded-For` is believed.
+    public let trustedProxies: [IPNetwork]
+
+    /// Creates a resolver; with no trusted proxies, the socket peer is always the client.
+    public init(trustedProxies: [IPNetwork] = []) {
+        self.trustedProxies = trustedProxies
+    }
+
+    /// Parses `TRUSTED_PROXIES`: comma-separated CIDR networks.
+    public static func parse(_ text: String?) throws -> ClientAddressResolver {
+        var networks: [IPNetwork] = []
+        for entry in (text ?? "").split(separator: ",") where !entry.trimmingWhitespace().isEmpty {
+            guard let network = IPNetwork(entry.trimmingWhitespace()) else {
+                throw ConfigurationError("TRUSTED_PROXIES", "has '\(entry.trimmingWhitespace())', which is not an IP network such as 10.0.0.0/8")
+            }
+            networks.append(network)
+        }
+        return ClientAddressResolver(trustedProxies: networks)
+    }
+
+    /// The client's address: the peer, or, when the peer is a trusted proxy, the rightmost untrusted hop of
+    /// `X-Forwarded-For` (all its values joined). A header from an untrusted peer is ignored.
+    public func clientAddress(peer: String?, forwardedFor: [String]) -> String {
+        guard let peer else { return "unknown" }
+        guard !trustedProxies.isEmpty, isTrusted(peer), !forwardedFor.isEmpty else { return peer }
+        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { String($0.trimmingWhitespace()) }.filter { !$0.isEmpty }
+        for hop in hops.reversed() where !isTrusted(hop) {
+            return hop
+        }
+        return hops.first ?? peer
+    }
+
+    /// The key the limiter uses for an address: IPv6 addresses are grouped by their /64, which one host usually owns.
+    public static func limiterKey(for address: String) -> String {
+        guard let bytes = IPNetwork.parseAddress(address) else { return address }
+        if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+        return bytes.prefix(8).map { byte in String(byte, radix: 16) }.joined(separator: ":") + "::/64"
+    }
+
+    private func isTrusted(_ address: String) -> Bool {
+        guard let bytes = IPNetwork.parseAddress(address) else { return false }
+        return trustedProxies.contains { $0.contains(bytes) }
+    }
+}

@@ -1,0 +1,117 @@
+import HTTPTypes
+import Hummingbird
+
+/// The limiters of a running service: one budget per API key for admin routes and for verification, and one per
+/// client address for failed or missing authentication.
+public struct RateLimiters: Sendable {
+    /// Admin routes, keyed by API key name.
+    public let admin: GCRALimiter
+    /// Verification, keyed by API key name.
+    public let verify: GCRALimiter
+    /// Failed or missing authentication, keyed by client address (IPv6 by /64).
+    public let authFailures: GCRALimiter
+
+    /// Creates limiters from their settings.
+    public init(_ settings: RateLimitSettings) {
+        admin = GCRALimiter(policy: settings.admin, capacity: settings.maximumTrackedKeys)
+        verify = GCRALimiter(policy: settings.verify, capacity: settings.maximumTrackedKeys)
+        authFailures = GCRALimiter(policy: settings.authFailures, capacity: settings.maximumTrackedKeys)
+    }
+}
+
+/// The rate limit settings read from the environment.
+public struct RateLimitSettings: Sendable, Equatable {
+    /// Most failed authentications a client may make before it is blocked; the issue caps it at 100.
+    public static let maximumAuthFailureQuota = 100
+
+    public var admin = RateLimitPolicy(name: "admin", quota: 600, window: 60)
+    public var verify = RateLimitPolicy(name: "verify", quota: 60_000, window: 60)
+    public var authFailures = RateLimitPolicy(name: "auth-failures", quota: 20, window: 60)
+    /// Keys tracked per limiter before the least recently seen is forgotten.
+    public var maximumTrackedKeys = 100_000
+
+    /// The defaults: 600 admin requests and 60,000 verifications a minute per key; 20 failed authentications a minute per client.
+    public init() {}
+
+    /// Reads `RATE_LIMIT_ADMIN`, `RATE_LIMIT_VERIFY`, `RATE_LIMIT_AUTH_FAILURES` (`<quota>/<seconds>s`) and `RATE_LIMIT_MAX_KEYS`.
+    public init(environment value: (String) -> String?) throws {
+        func policy(_ variable: String, _ name: String, default fallback: RateLimitPolicy) throws -> RateLimitPolicy {
+            guard let text = value(variable) else { return fallback }
+            guard let policy = RateLimitPolicy(name: name, parsing: text) else {
+                throw ConfigurationError(variable, "must look like 600/60s: a quota of requests per window of seconds")
+            }
+            return policy
+        }
+        let defaults = RateLimitSettings()
+        admin = try policy("RATE_LIMIT_ADMIN", "admin", default: defaults.admin)
+        verify = try policy("RATE_LIMIT_VERIFY", "verify", default: defaults.verify)
+        authFailures = try policy("RATE_LIMIT_AUTH_FAILURES", "auth-failures", default: defaults.authFailures)
+        guard authFailures.quota <= Self.maximumAuthFailureQuota else {
+            throw ConfigurationError("RATE_LIMIT_AUTH_FAILURES", "may allow at most \(Self.maximumAuthFailureQuota) failures before blocking")
+        }
+        if let text = value("RATE_LIMIT_MAX_KEYS") {
+            guard let keys = Int(text), (1_000...10_000_000).contains(keys) else {
+                throw ConfigurationError("RATE_LIMIT_MAX_KEYS", "must be a number from 1000 to 10000000")
+            }
+            maximumTrackedKeys = keys
+        }
+    }
+}
+
+/// A request context whose caller is known: the child contexts of authenticated routes.
+protocol CallerRequestContext: RequestContext {
+    var caller: Caller { get }
+}
+
+extension AdminRequestContext: CallerRequestContext {}
+extension VerifierRequestContext: CallerRequestContext {}
+
+/// Spends one request of the caller's budget, answering `429` when it is spent, and reports the budget in headers.
+struct RateLimitMiddleware<Context: CallerRequestContext>: RouterMiddleware {
+    let limiter: GCRALimiter
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let decision = limiter.acquire(context.caller.name)
+        guard decision.allowed else {
+            context.logger.notice("rate limited", metadata: ["caller": "\(context.caller.name)", "policy": "\(limiter.policy.name)"])
+            throw APIError.tooManyRequests(decision, policy: limiter.policy)
+        }
+        do {
+            var response = try await next(request, context)
+            response.headers.append(contentsOf: decision.headerFields(policy: limiter.policy))
+            return response
+        } catch var error as APIError {
+            error.headers.append(contentsOf: decision.headerFields(policy: limiter.policy))
+            throw error
+        }
+    }
+}
+
+extension RateLimitDecision {
+    /// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers), plus `Retry-After` when refused.
+    func headerFields(policy: RateLimitPolicy) -> HTTPFields {
+        var fields: HTTPFields = [
+            .rateLimitPolicy: policy.headerValue,
+            .rateLimit: "\"\(policy.name)\";r=\(remaining);t=\(resetSeconds)",
+        ]
+        if !allowed { fields[.retryAfter] = "\(retryAfterSeconds)" }
+        return fields
+    }
+}
+
+extension APIError {
+    /// `429` with `Retry-After` and the rate limit fields.
+    static func tooManyRequests(_ decision: RateLimitDecision, policy: RateLimitPolicy) -> APIError {
+        APIError(
+            .tooManyRequests,
+            type: "urn:tessera:problem:rate-limited",
+            detail: "Too many requests; retry after \(decision.retryAfterSeconds) seconds.",
+            headers: decision.headerFields(policy: policy)
+        )
+    }
+}
+
+extension HTTPField.Name {
+    static let rateLimitPolicy = Self("RateLimit-Policy")!
+    static let rateLimit = Self("RateLimit")!
+}

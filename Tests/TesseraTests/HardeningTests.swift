@@ -1,0 +1,141 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import PostgresNIO
+import Testing
+
+@testable import Tessera
+
+/// Rate limits, method and header hygiene, and database outages, through the HTTP API.
+@Suite("Abuse resistance")
+struct HardeningTests {
+    private func withAPI(
+        rateLimits: RateLimitSettings = RateLimitSettings(),
+        clientAddresses: ClientAddressResolver = ClientAddressResolver(),
+        mode: TestingSetup = .router,
+        _ body: @escaping @Sendable (APIClient) async throws -> Void
+    ) async throws {
+        let configuration = try Fixtures.configuration(rateLimits: rateLimits, clientAddresses: clientAddresses)
+        let app = buildApplication(configuration, repository: MemoryTokenRepository(), logger: Fixtures.logger)
+        try await app.test(mode) { client in try await body(APIClient(client: client)) }
+    }
+
+    private static func limits(admin: Int = 600, verify: Int = 600, failures: Int = 20) -> RateLimitSettings {
+        var settings = RateLimitSettings()
+        settings.admin = RateLimitPolicy(name: "admin", quota: admin, window: 60)
+        settings.verify = RateLimitPolicy(name: "verify", quota: verify, window: 60)
+        settings.authFailures = RateLimitPolicy(name: "auth-failures", quota: failures, window: 60)
+        return settings
+    }
+
+    @Test func repeatedAuthFailuresBlockTheClientEvenWithARightKey() async throws {
+        try await withAPI(rateLimits: Self.limits(failures: 3)) { api async throws in
+            for _ in 0..<3 { #expect(try await api.send(.get, "/api/tokens?userId=u", key: "wrong-key-wrong-key-1").status == .unauthorized) }
+            let blocked = try await api.send(.get, "/api/tokens?userId=u", key: "wrong-key-wrong-key-1")
+            #expect(blocked.status == .tooManyRequests)
+            #expect(Int(blocked.headers[.retryAfter] ?? "") ?? 0 >= 1)
+            #expect(blocked.headers[HTTPField.Name("RateLimit-Policy")!] == #""auth-failures";q=3;w=60"#)
+            #expect(blocked.headers[.cacheControl] == "no-store")
+            #expect(try await api.send(.get, "/api/tokens?userId=u").status == .tooManyRequests)
+            // A forwarded-for header from an untrusted peer changes nothing.
+            let spoofed = try await api.send(.get, "/api/tokens?userId=u", headers: [HTTPField.Name("X-Forwarded-For")!: "198.51.100.77"])
+            #expect(spoofed.status == .tooManyRequests)
+        }
+    }
+
+    @Test func requestsWithoutAKeyCountAsFailures() async throws {
+        try await withAPI(rateLimits: Self.limits(failures: 2)) { api async throws in
+            #expect(try await api.send(.get, "/api/tokens?userId=u", key: nil).status == .unauthorized)
+            #expect(try await api.send(.get, "/api/tokens?userId=u", key: nil).status == .unauthorized)
+            #expect(try await api.send(.get, "/api/tokens?userId=u", key: nil).status == .tooManyRequests)
+        }
+    }
+
+    @Test func adminAndVerifyBudgetsAreSeparateAndExact() async throws {
+        try await withAPI(rateLimits: Self.limits(admin: 3, verify: 5)) { api async throws in
+            let first = try await api.send(.get, "/api/tokens?userId=u")
+            #expect(first.headers[HTTPField.Name("RateLimit-Policy")!] == #""admin";q=3;w=60"#)
+            #expect(first.headers[HTTPField.Name("RateLimit")!]?.hasPrefix(#""admin";r=2;t="#) == true)
+            #expect(try await api.send(.get, "/api/tokens?userId=u").status == .ok)
+            #expect(try await api.send(.get, "/api/tokens/\(UUID())").status == .notFound)
+            let limited = try await api.send(.get, "/api/tokens?userId=u")
+            #expect(limited.status == .tooManyRequests)
+            #expect(limited.headers[.retryAfter] != nil)
+
+            var verified = 0
+            for _ in 0..<6 where try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: #"{"token":"x"}"#).status == .ok {
+                verified += 1
+            }
+            #expect(verified == 5)
+        }
+    }
+
+    @Test func trustedProxiesForwardDistinctClients() async throws {
+        let resolver = ClientAddressResolver(trustedProxies: [IPNetwork("127.0.0.0/8")!, IPNetwork("::1")!])
+        try await withAPI(rateLimits: Self.limits(failures: 1), clientAddresses: resolver, mode: .live) { api async throws in
+            let first: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.1"]
+            let second: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.2"]
+            #expect(try await api.send(.get, "/api/tokens?userId=u", key: "wrong-key-wrong-key-1", headers: first).status == .unauthorized)
+            #expect(try await api.send(.get, "/api/tokens?userId=u", headers: first).status == .tooManyRequests)
+            #expect(try await api.send(.get, "/api/tokens?userId=u", headers: second).status == .ok)
+        }
+    }
+
+    @Test func wrongMethodIs405WithAllow() async throws {
+        try await withAPI { api in
+            for (method, path, allow) in [
+                (HTTPRequest.Method.post, "/healthz", "GET"),
+                (.put, "/api/tokens/\(UUID())", "GET, DELETE"),
+                (.get, "/api/tokens/verify", "POST"),
+                (.delete, "/api/tokens", "GET, POST"),
+            ] {
+                let response = try await api.send(method, path)
+                #expect(response.status == .methodNotAllowed, "\(method) \(path)")
+                #expect(response.headers[.allow] == allow)
+                #expect(response.headers[.contentType] == "application/problem+json")
+            }
+            #expect(try await api.send(.get, "/nowhere").status == .notFound)
+        }
+    }
+
+    @Test func aSaneCallerRequestIdIsAdoptedAndOthersReplaced() async throws {
+        try await withAPI { api in
+            let requestID = HTTPField.Name("X-Request-Id")!
+            let adopted = try await api.send(.get, "/healthz", headers: [requestID: "trace-42.a:b_c"])
+            #expect(adopted.headers[requestID] == "trace-42.a:b_c")
+            let replaced = try await api.send(.get, "/api/tokens?userId=u", key: nil, headers: [requestID: "evil\u{1b}[31m id"])
+            #expect(replaced.headers[requestID] != nil)
+            #expect(replaced.headers[requestID] != "evil\u{1b}[31m id")
+            #expect(replaced.json["requestId"] as? String == replaced.headers[requestID])
+        }
+    }
+
+    @Test func withPostgresDownDatabaseRoutesAnswer503QuicklyAndHealthStaysUp() async throws {
+        // Nothing listens on port 1: every connection attempt is refused.
+        let url = try DatabaseURL("postgresql://tessera@127.0.0.1:1/tessera?sslmode=disable")
+        var clientConfiguration = url.clientConfiguration
+        clientConfiguration.options.connectTimeout = .seconds(1)
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: Fixtures.logger)
+        let migrator = Migrator(client: client, migrations: [])
+        let repository = PostgresTokenRepository(client: client, timeout: .seconds(2))
+        var app = buildApplication(try Fixtures.configuration(), repository: repository, logger: Fixtures.logger) { logger in
+            (try? await withDeadline(.seconds(2), "readiness") { try await migrator.checkSchemaIsCurrent(logger: logger) }) != nil
+        }
+        app.addServices(client)
+        try await app.test(.router) { client in
+            let api = APIClient(client: client)
+            let started = ContinuousClock.now
+            let create = try await api.send(.post, "/api/tokens", json: #"{"userId":"u","expiresInMinutes":5}"#)
+            #expect(create.status == .serviceUnavailable)
+            #expect(create.headers[.retryAfter] != nil)
+            #expect(create.headers[.contentType] == "application/problem+json")
+            #expect(ContinuousClock.now - started < .seconds(5))
+            let verify = try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: #"{"token":"tsr_x"}"#)
+            #expect(verify.status == .ok)  // malformed tokens never reach the database
+            #expect(try await api.send(.get, "/healthz").status == .ok)
+            #expect(try await api.send(.get, "/readyz").status == .serviceUnavailable)
+        }
+    }
+}
