@@ -66,6 +66,7 @@ let routeTable: [(String, [HTTPRequest.Method])] = [
     ("/api/tokens", [.get, .post]),
     ("/api/tokens/verify", [.post]),
     ("/api/tokens/*", [.get, .delete]),
+    ("/api/audit", [.get]),
 ]
 
 /// Every route, with the middleware that guards it.
@@ -94,6 +95,9 @@ func buildRouter(
     api.group("tokens", context: AdminRequestContext.self)
         .add(middleware: RateLimitMiddleware(limiter: rateLimiters.admin))
         .addRoutes(TokenController(service: service).endpoints)
+    api.group("audit", context: AdminRequestContext.self)
+        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.admin))
+        .addRoutes(AuditController(repository: service.repository).endpoints)
     return router
 }
 

@@ -4,16 +4,9 @@ import TokenCrypto
 
 /// Tokens in process memory, for router tests and local experiments; nothing survives a restart.
 public actor MemoryTokenRepository: TokenRepository {
-    /// An audit row as the memory repository keeps it.
-    public struct AuditEntry: Sendable, Equatable {
-        public var actor: String
-        public var action: String
-        public var tokenID: UUID
-    }
-
     private var records: [UUID: TokenRecord] = [:]
     /// Every audit row written, oldest first.
-    public private(set) var auditTrail: [AuditEntry] = []
+    public private(set) var auditTrail: [AuditEvent] = []
     private var lastCreatedAt: Int64 = 0
 
     /// Creates an empty repository.
@@ -38,7 +31,7 @@ public actor MemoryTokenRepository: TokenRepository {
             createdBy: token.createdBy
         )
         records[record.id] = record
-        auditTrail.append(AuditEntry(actor: token.createdBy, action: "token.create", tokenID: record.id))
+        recordAudit(action: "token.create", actor: token.createdBy, token: record)
         return record
     }
 
@@ -66,13 +59,28 @@ public actor MemoryTokenRepository: TokenRepository {
         guard record.revokedAt == nil else { return .alreadyRevoked(record) }
         record.revokedAt = Date()
         records[id] = record
-        auditTrail.append(AuditEntry(actor: actor, action: "token.revoke", tokenID: id))
+        recordAudit(action: "token.revoke", actor: actor, token: record)
         return .revoked(record)
     }
 
     public func rehash(id: UUID, from oldDigest: TokenDigest, to newDigest: TokenDigest, logger: Logger) {
         guard records[id]?.digest == oldDigest else { return }
         records[id]?.digest = newDigest
+    }
+
+    public func auditEvents(_ query: AuditQuery, logger: Logger) -> AuditPage {
+        let matching = auditTrail.reversed().filter { event in
+            (query.tokenID == nil || event.tokenID == query.tokenID) && (query.userID == nil || event.userID == query.userID)
+                && (query.before.map { event.id < $0 } ?? true)
+        }
+        let page = Array(matching.prefix(query.limit))
+        return AuditPage(events: page, nextCursor: matching.count > query.limit ? page.last?.id : nil)
+    }
+
+    private func recordAudit(action: String, actor: String, token: TokenRecord) {
+        auditTrail.append(
+            AuditEvent(id: Int64(auditTrail.count + 1), occurredAt: Date(), actor: actor, action: action, tokenID: token.id, userID: token.userID)
+        )
     }
 
     /// Whether `cursor` comes after `other` in newest-first order: earlier creation, then smaller id.

@@ -135,6 +135,29 @@ public struct PostgresTokenRepository: TokenRepository {
         }
     }
 
+    public func auditEvents(_ query: AuditQuery, logger: Logger) async throws -> AuditPage {
+        try await bounded {
+            let rows = try await client.query(
+                """
+                SELECT id, occurred_at, actor, action, token_id, user_id FROM audit_events
+                WHERE (\(query.tokenID)::uuid IS NULL OR token_id = \(query.tokenID)::uuid)
+                  AND (\(query.userID)::text IS NULL OR user_id = \(query.userID)::text)
+                  AND (\(query.before)::int8 IS NULL OR id < \(query.before)::int8)
+                ORDER BY id DESC
+                LIMIT \(query.limit + 1)
+                """,
+                logger: logger
+            )
+            var events: [AuditEvent] = []
+            for try await (id, occurredAt, actor, action, tokenID, userID) in rows.decode((Int64, Date, String, String, UUID?, String?).self) {
+                events.append(AuditEvent(id: id, occurredAt: occurredAt, actor: actor, action: action, tokenID: tokenID, userID: userID))
+            }
+            let hasMore = events.count > query.limit
+            if hasMore { events.removeLast() }
+            return AuditPage(events: events, nextCursor: hasMore ? events.last?.id : nil)
+        }
+    }
+
     private static func recordAudit(action: String, actor: String, token: TokenRecord, on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query(
             "INSERT INTO audit_events (actor, action, token_id, user_id) VALUES (\(actor), \(action), \(token.id), \(token.userID))",

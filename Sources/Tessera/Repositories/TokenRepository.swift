@@ -14,6 +14,8 @@ public protocol TokenRepository: Sendable {
     func tokens(userID: String, status: TokenStatusFilter, limit: Int, after cursor: TokenCursor?, logger: Logger) async throws -> TokenPage
     /// Revokes the token with `id`, recording a `token.revoke` audit row when its state changes.
     func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome
+    /// A page of the audit trail, newest first.
+    func auditEvents(_ query: AuditQuery, logger: Logger) async throws -> AuditPage
     /// Replaces a token's digest made under an old key with `newDigest`, if it still holds `oldDigest`.
     func rehash(id: UUID, from oldDigest: TokenDigest, to newDigest: TokenDigest, logger: Logger) async throws
 }

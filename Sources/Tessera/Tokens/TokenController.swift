@@ -101,45 +101,13 @@ extension TokenController {
         var cursor: TokenCursor?
 
         init(_ parameters: Parameters) throws {
-            var errors: [FieldError] = []
-            let allowed: Set<String> = ["userId", "limit", "cursor", "status"]
-            for (key, _) in parameters where !allowed.contains(String(key)) {
-                errors.append(FieldError(field: String(key), message: "is not a known parameter; allowed are cursor, limit, status, userId"))
-            }
-            let userID = parameters.get("userId") ?? ""
-            if userID.isEmpty {
-                errors.append(FieldError(field: "userId", message: "is required"))
-            } else if let problem = TextRules.userIDProblem(userID) {
-                errors.append(FieldError(field: "userId", message: problem))
-            }
+            var reader = QueryReader(parameters, allowed: ["userId", "limit", "cursor", "status"])
+            let userID = reader.userID(required: true)
+            limit = reader.limit(default: TokenController.defaultPageSize, maximum: TokenController.maximumPageSize)
+            status = reader.decoded("status", message: "must be one of active, revoked, expired, all", TokenStatusFilter.init(rawValue:)) ?? .all
+            cursor = reader.decoded("cursor", message: "is not a nextCursor value from an earlier page", TokenCursor.init(encoded:))
+            guard reader.errors.isEmpty, let userID else { throw APIError.validation(reader.errors) }
             self.userID = userID
-            self.limit = TokenController.defaultPageSize
-            if let text = parameters.get("limit") {
-                if text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let limit = Int(text),
-                    (1...TokenController.maximumPageSize).contains(limit)
-                {
-                    self.limit = limit
-                } else {
-                    errors.append(FieldError(field: "limit", message: "must be an integer from 1 to \(TokenController.maximumPageSize)"))
-                }
-            }
-            self.status = .all
-            if let text = parameters.get("status") {
-                if let status = TokenStatusFilter(rawValue: text) {
-                    self.status = status
-                } else {
-                    errors.append(FieldError(field: "status", message: "must be one of active, revoked, expired, all"))
-                }
-            }
-            self.cursor = nil
-            if let text = parameters.get("cursor") {
-                if let cursor = TokenCursor(encoded: text) {
-                    self.cursor = cursor
-                } else {
-                    errors.append(FieldError(field: "cursor", message: "is not a nextCursor value from an earlier page"))
-                }
-            }
-            guard errors.isEmpty else { throw APIError.validation(errors) }
         }
     }
 
