@@ -115,26 +115,3 @@ extension APIError {
         headers: [.retryAfter: "5"]
     )
 }
-
-/// Why an operation given a deadline did not finish.
-public struct DeadlineExceeded: Error, CustomStringConvertible {
-    public let description: String
-}
-
-/// Runs `operation`, throwing ``DeadlineExceeded`` with `message` if it takes longer than `duration`.
-func withDeadline<Result: Sendable>(
-    _ duration: Duration,
-    _ message: @autoclosure () -> String,
-    operation: @escaping @Sendable () async throws -> Result
-) async throws -> Result {
-    let message = message()
-    return try await withThrowingTaskGroup(of: Result.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: duration)
-            throw DeadlineExceeded(description: message)
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
-}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ServiceLifecycle
 import Tessera
 import TokenCrypto
 
@@ -56,8 +57,12 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = makeLogger(level: configuration.logLevel)
         let app = buildApplication(configuration, migrations: migrations, migrateFirst: migrate, logger: logger)
+        // SIGTERM or SIGINT: stop accepting, let requests in flight finish within the grace period, close the pool.
+        var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
         do {
-            try await app.runService()
+            try await ServiceGroup(configuration: group).run()
+            logger.info("stopped")
         } catch let error as MigrationError {
             fail("\(error)")
         } catch let error as DeadlineExceeded {

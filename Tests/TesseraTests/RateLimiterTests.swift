@@ -111,5 +111,13 @@ struct ClientAddressTests {
         #expect(ClientAddressResolver.limiterKey(for: "2001:db8:1:2::1") == ClientAddressResolver.limiterKey(for: "2001:db8:1:2:ffff::9"))
         #expect(ClientAddressResolver.limiterKey(for: "2001:db8:1:2::1") != ClientAddressResolver.limiterKey(for: "2001:db8:1:3::1"))
         #expect(ClientAddressResolver.limiterKey(for: "203.0.113.9") == "203.0.113.9")
+        #expect(ClientAddressResolver.limiterKey(for: "::ffff:203.0.113.9") == "203.0.113.9")
+        #expect(ClientAddressResolver.limiterKey(for: "2001:db8:1:2::1") == "2001:db8:1:2::/64")
+    }
+
+    @Test func forwardedHopsWithPortsAndBracketsAreNormalised() {
+        #expect(resolver.clientAddress(peer: "10.0.0.2", forwardedFor: ["198.51.100.7:5678"]) == "198.51.100.7")
+        #expect(resolver.clientAddress(peer: "10.0.0.2", forwardedFor: ["[2001:db8::5]:443"]) == "2001:db8::5")
+        #expect(resolver.clientAddress(peer: "::ffff:10.0.0.2", forwardedFor: ["198.51.100.8"]) == "198.51.100.8")
     }
 }

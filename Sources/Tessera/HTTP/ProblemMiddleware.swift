@@ -41,10 +41,17 @@ enum DatabaseUnavailable {
     /// Whether `error` says the database is unreachable, shutting down or overloaded.
     static func describes(_ error: any Error) -> Bool {
         if error is DeadlineExceeded { return true }
+        if let error = error as? PostgresTransactionError {
+            // BEGIN, COMMIT or ROLLBACK failing, or the work inside failing, for one of the reasons below.
+            return [error.beginError, error.closureError, error.commitError, error.rollbackError].contains { $0.map(describes) ?? false }
+        }
+        // The pool's own errors (circuit breaker open: PostgreSQL has been unreachable for a while) come from
+        // PostgresNIO's underscored module, which is not API; recognise them by type name.
+        if String(reflecting: type(of: error)).hasSuffix("ConnectionPoolError") { return true }
         guard let error = error as? PSQLError else { return false }
         guard let state = error.serverInfo?[.sqlState] else {
-            // No server answer at all: the connection failed, closed or could not be had from the pool.
-            return true
+            return [.connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .queryCancelled]
+                .contains(error.code)
         }
         return state.hasPrefix("08") || transientStates.contains(state)
     }

@@ -37,19 +37,26 @@ public struct IPNetwork: Sendable, Equatable {
     }
 
     /// The 4 or 16 bytes of an IPv4 or IPv6 address in text, or `nil`.
+    ///
+    /// Accepts `[v6]`, `[v6]:port` and `v4:port` as proxies write them, and reads IPv4-mapped IPv6
+    /// (`::ffff:a.b.c.d`, what a dual-stack listener reports for IPv4 clients) as the IPv4 address.
     static func parseAddress(_ text: some StringProtocol) -> [UInt8]? {
         var text = String(text)
-        if text.hasPrefix("["), text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            text = String(text[text.index(after: text.startIndex)..<close])
+        } else if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":") {
+            text = String(text[..<colon])
+        }
         if let zone = text.firstIndex(of: "%") { text = String(text[..<zone]) }
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
             return withUnsafeBytes(of: &v4) { Array($0) }
         }
         var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 {
-            return withUnsafeBytes(of: &v6) { Array($0) }
-        }
-        return nil
+        guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
+        let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+        let mappedPrefix: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
+        return bytes.starts(with: mappedPrefix) ? Array(bytes.suffix(4)) : bytes
     }
 }
 
@@ -82,16 +89,27 @@ public struct ClientAddressResolver: Sendable {
         guard !trustedProxies.isEmpty, isTrusted(peer), !forwardedFor.isEmpty else { return peer }
         let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { String($0.trimmingWhitespace()) }.filter { !$0.isEmpty }
         for hop in hops.reversed() where !isTrusted(hop) {
-            return hop
+            return Self.canonical(hop)
         }
-        return hops.first ?? peer
+        return hops.first.map(Self.canonical) ?? peer
+    }
+
+    /// The address in a canonical text form (ports and brackets dropped), or the text itself if it is no address.
+    static func canonical(_ address: String) -> String {
+        guard let bytes = IPNetwork.parseAddress(address) else { return address }
+        if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+        var address = in6_addr()
+        withUnsafeMutableBytes(of: &address) { $0.copyBytes(from: bytes) }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        guard inet_ntop(AF_INET6, &address, &text, socklen_t(text.count)) != nil else { return "unknown" }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The key the limiter uses for an address: IPv6 addresses are grouped by their /64, which one host usually owns.
     public static func limiterKey(for address: String) -> String {
         guard let bytes = IPNetwork.parseAddress(address) else { return address }
-        if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
-        return bytes.prefix(8).map { byte in String(byte, radix: 16) }.joined(separator: ":") + "::/64"
+        if bytes.count == 4 { return canonical(address) }
+        return stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }.joined(separator: ":") + "::/64"
     }
 
     private func isTrusted(_ address: String) -> Bool {
