@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tessera", targets: ["TesseraCLI"]),
+        .executable(name: "api-key-timing", targets: ["APIKeyTiming"]),
         .library(name: "Tessera", targets: ["Tessera"]),
         .library(name: "TokenCrypto", targets: ["TokenCrypto"]),
     ],
@@ -59,6 +60,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "APIKeyTiming",
+            dependencies: ["Tessera", "TokenCrypto"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
