@@ -113,6 +113,18 @@ struct RouterTests {
         }
     }
 
+    @Test func anUnreadableAuthorizationHeaderIs401EvenBesideAValidKey() async throws {
+        try await withAPI { api in
+            for authorization in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer two words", "Token abc"] {
+                let response = try await api.send(.get, "/api/tokens?userId=u", headers: [.authorization: authorization])
+                #expect(response.status == .unauthorized, "\(authorization)")
+                #expect(response.headers[.wwwAuthenticate] == #"Bearer realm="tessera", error="invalid_request""#)
+            }
+            // A well-formed bearer value is ignored when X-API-Key is present (it may carry something else).
+            #expect(try await api.send(.get, "/api/tokens?userId=u", headers: [.authorization: "Bearer other-thing"]).status == .ok)
+        }
+    }
+
     @Test func missingOrWrongKeyIs401WithAChallenge() async throws {
         try await withAPI { api in
             for key in [nil, "wrong-key-wrong-key-wrong", Fixtures.adminKey + "x", ""] as [String?] {

@@ -18,7 +18,8 @@ struct AuditController {
             userID: reader.userID(required: false),
             limit: reader.limit(default: TokenController.defaultPageSize, maximum: TokenController.maximumPageSize),
             before: reader.decoded("cursor", message: "is not a nextCursor value from an earlier page") { text in
-                Int64(text).flatMap { $0 > 0 ? $0 : nil }
+                text.utf8.count <= 18 && text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
+                    ? Int64(text).flatMap { $0 > 0 ? $0 : nil } : nil
             }
         )
         guard reader.errors.isEmpty else { throw APIError.validation(reader.errors) }

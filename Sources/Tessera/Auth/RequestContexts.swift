@@ -56,7 +56,7 @@ extension TesseraRequestContext {
     /// The caller, throwing `401` when there is none and `403` when its role is not in `roles`.
     func requireCaller(withRole roles: Set<APIKeyRole>) throws -> Caller {
         // The authenticator runs first on every route using these contexts; no caller here means no key was sent.
-        guard let caller = identity else { throw APIError.unauthenticated(keyPresented: false) }
+        guard let caller = identity else { throw APIError.unauthenticated(.none) }
         guard roles.contains(caller.role) else {
             logger.notice("caller forbidden", metadata: ["caller": "\(caller.name)", "role": "\(caller.role.rawValue)"])
             throw APIError.forbidden(role: caller.role)
@@ -81,35 +81,59 @@ struct APIKeyAuthenticator: AuthenticatorMiddleware {
             context.logger.notice("authentication refused: too many failures", metadata: ["client": "\(context.clientAddress)"])
             throw APIError.tooManyRequests(standing, policy: failures.policy)
         }
-        let presented = Self.presentedKey(in: request)
-        guard let presented, let caller = keys.caller(presenting: presented) else {
+        let presented = Self.credentials(in: request)
+        guard case .key(let key) = presented, let caller = keys.caller(presenting: key) else {
             let decision = failures.acquire(client)
-            context.logger.notice(
-                "authentication failed",
-                metadata: ["client": "\(context.clientAddress)", "reason": "\(presented == nil ? "no key" : "unknown key")"]
-            )
+            context.logger.notice("authentication failed", metadata: ["client": "\(context.clientAddress)", "reason": "\(presented)"])
             guard decision.allowed else { throw APIError.tooManyRequests(decision, policy: failures.policy) }
-            throw APIError.unauthenticated(keyPresented: presented != nil)
+            throw APIError.unauthenticated(presented)
         }
         context.logger.info("authenticated", metadata: ["caller": "\(caller.name)", "client": "\(context.clientAddress)"])
         return caller
     }
 
-    /// The key from `X-API-Key`, else from `Authorization: Bearer`; an empty value counts as no key.
+    /// What a request presents as its API key.
+    enum Credentials: CustomStringConvertible {
+        /// No `X-API-Key`, no `Authorization`, or an empty one.
+        case none
+        /// An `Authorization` header that is not `Bearer <token68>`: refused even beside a valid `X-API-Key`,
+        /// since a request with credentials that cannot be read is not one to guess about.
+        case malformed
+        /// The presented key.
+        case key(String)
+
+        /// For log lines: never the key itself.
+        var description: String {
+            switch self {
+            case .none: "no key"
+            case .malformed: "malformed Authorization header"
+            case .key: "unknown key"
+            }
+        }
+    }
+
+    /// The key from `X-API-Key`, else from `Authorization: Bearer`.
     ///
     /// `X-API-Key` wins so that a proxy can authenticate with it while `Authorization` carries something else.
-    static func presentedKey(in request: Request) -> String? {
-        let key: Substring?
-        if let header = request.headers[.apiKey] {
-            key = header.trimmingWhitespace()
-        } else if let authorization = request.headers[.authorization] {
-            let parts = authorization.split(separator: " ", maxSplits: 1)
-            key = parts.count == 2 && parts[0].lowercased() == "bearer" ? parts[1].trimmingWhitespace() : nil
-        } else {
-            key = nil
+    static func credentials(in request: Request) -> Credentials {
+        var bearer: Substring?
+        if let authorization = request.headers[.authorization] {
+            guard let token = bearerToken(authorization) else { return .malformed }
+            bearer = token
         }
-        guard let key, !key.isEmpty else { return nil }
-        return String(key)
+        let key = request.headers[.apiKey].map { $0.trimmingWhitespace() } ?? bearer
+        guard let key, !key.isEmpty else { return .none }
+        return .key(String(key))
+    }
+
+    /// The token68 of `Bearer <token68>` (scheme case-insensitive, RFC 6750), or `nil`.
+    static func bearerToken(_ authorization: String) -> Substring? {
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingWhitespace()
+        let body = token.utf8.reversed().drop { $0 == UInt8(ascii: "=") }
+        guard !body.isEmpty, body.allSatisfy({ $0.isASCIIAlphanumeric || "-._~+/".utf8.contains($0) }) else { return nil }
+        return token
     }
 }
 

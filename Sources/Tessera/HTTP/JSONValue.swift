@@ -116,7 +116,8 @@ enum TextRules {
 
     /// The error for a user id, or `nil` when it is 1-128 characters with no control characters.
     static func userIDProblem(_ userID: String) -> String? {
-        if userID.isEmpty || userID.count > 128 { return "must be 1 to 128 characters" }
+        // Lengths count Unicode code points, as JSON Schema's maxLength does.
+        if userID.isEmpty || userID.unicodeScalars.count > 128 { return "must be 1 to 128 characters" }
         if hasControlCharacter(userID) { return "must not contain control characters" }
         return nil
     }

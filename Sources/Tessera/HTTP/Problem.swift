@@ -58,15 +58,15 @@ public struct APIError: HTTPResponseError, Sendable {
         APIError(.badRequest, type: "urn:tessera:problem:malformed-body", detail: detail)
     }
 
-    /// `401`: no API key, or one that matches no configured key.
-    public static func unauthenticated(keyPresented: Bool) -> APIError {
-        let challenge = keyPresented ? #"Bearer realm="tessera", error="invalid_token""# : #"Bearer realm="tessera""#
-        return APIError(
-            .unauthorized,
-            type: "urn:tessera:problem:unauthenticated",
-            detail: keyPresented ? "The API key is not valid." : "An API key is required, in X-API-Key or Authorization: Bearer.",
-            headers: [.wwwAuthenticate: challenge]
-        )
+    /// `401`: no API key, one that matches no configured key, or an unreadable `Authorization` header.
+    static func unauthenticated(_ credentials: APIKeyAuthenticator.Credentials) -> APIError {
+        let (challenge, detail) =
+            switch credentials {
+            case .none: (#"Bearer realm="tessera""#, "An API key is required, in X-API-Key or Authorization: Bearer.")
+            case .malformed: (#"Bearer realm="tessera", error="invalid_request""#, "The Authorization header is not 'Bearer <key>'.")
+            case .key: (#"Bearer realm="tessera", error="invalid_token""#, "The API key is not valid.")
+            }
+        return APIError(.unauthorized, type: "urn:tessera:problem:unauthenticated", detail: detail, headers: [.wwwAuthenticate: challenge])
     }
 
     /// `403`: the key is valid but its role may not use this endpoint.

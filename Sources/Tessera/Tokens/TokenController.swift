@@ -84,7 +84,7 @@ struct TokenController {
         let minutes = reader.integer("expiresInMinutes", required: true, in: 1...maximumLifetimeMinutes)
         let name = reader.string("name", required: false)
         if let name {
-            if name.count > 100 { reader.fail("name", "must be at most 100 characters") }
+            if name.unicodeScalars.count > 100 { reader.fail("name", "must be at most 100 characters") }
             if TextRules.hasControlCharacter(name) { reader.fail("name", "must not contain control characters") }
         }
         guard reader.errors.isEmpty, let userID, let minutes else { throw APIError.validation(reader.errors) }

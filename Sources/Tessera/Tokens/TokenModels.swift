@@ -62,20 +62,17 @@ public struct TokenCursor: Sendable, Hashable {
     public var createdAtMicroseconds: Int64
     public var id: UUID
 
-    /// The opaque text form handed to clients as `nextCursor`.
-    public var encoded: String {
-        Data("\(createdAtMicroseconds).\(id.uuidString.lowercased())".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
+    /// The text form handed to clients as `nextCursor`: `<microseconds>_<id>`.
+    public var encoded: String { "\(createdAtMicroseconds)_\(id.uuidString.lowercased())" }
 
     /// Decodes a `nextCursor` value, or returns `nil` if it is not one.
     public init?(encoded: String) {
-        guard encoded.utf8.count <= 128 else { return nil }
-        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64) else { return nil }
-        let parts = String(decoding: data, as: UTF8.self).split(separator: ".")
-        guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+        let parts = encoded.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 2, (1...18).contains(parts[0].utf8.count),
+            parts[0].utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+            let micros = Int64(parts[0]),
+            parts[1] == parts[1].lowercased(), let id = UUID(uuidString: String(parts[1]))
+        else { return nil }
         self.init(createdAtMicroseconds: micros, id: id)
     }
 
