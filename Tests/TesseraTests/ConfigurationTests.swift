@@ -50,6 +50,11 @@ struct ConfigurationTests {
         ("PORT", "http"),
         ("TOKEN_PREFIX", "Bad_Prefix"),
         ("LOG_LEVEL", "loud"),
+        ("MAX_BODY_BYTES", "10"),
+        ("DATABASE_TIMEOUT_SECONDS", "0"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,somewhere"),
+        ("RATE_LIMIT_ADMIN", "lots"),
+        ("RATE_LIMIT_AUTH_FAILURES", "500/60s"),
     ])
     func aBadValueStopsStartUpNamingTheVariable(variable: String, value: String?) {
         let failure = error([variable: value])

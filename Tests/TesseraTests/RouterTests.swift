@@ -238,6 +238,9 @@ struct RouterTests {
             #expect(response.status == .badRequest)
             #expect(Set(response.fieldErrors.keys) == ["limit", "status", "cursor", "sort"])
             #expect(try await api.send(.get, "/api/tokens?userId=u&limit=101").status == .badRequest)
+            // Present but empty is not absent.
+            let empty = try await api.send(.get, "/api/tokens?userId=&cursor=&status=&limit=")
+            #expect(Set(empty.fieldErrors.keys) == ["userId", "cursor", "status", "limit"])
         }
     }
 

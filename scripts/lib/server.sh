@@ -3,6 +3,7 @@
 # start_tessera: builds (debug), migrates the throwaway cluster's database and serves on a free port in the
 # background. Sets TESSERA_PID, TESSERA_PORT and API_KEY; extra environment may be exported beforehand.
 start_tessera() {
+  log "building tessera (debug)"
   swift build --product tessera >/dev/null
   local binary
   binary="$(swift build --show-bin-path)/tessera"

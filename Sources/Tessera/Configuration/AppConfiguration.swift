@@ -27,6 +27,8 @@ public struct AppConfiguration: Sendable {
     public var databasePoolSize: Int
     /// How long a stopping server waits for requests in flight.
     public var shutdownGracePeriod: Duration
+    /// The largest request body read, in bytes; larger ones are refused with `413`.
+    public var maximumBodySize: Int
 
     /// Creates a configuration from already validated parts (tests use this directly).
     public init(
@@ -41,7 +43,8 @@ public struct AppConfiguration: Sendable {
         clientAddresses: ClientAddressResolver = ClientAddressResolver(),
         databaseTimeout: Duration = .seconds(5),
         databasePoolSize: Int = 10,
-        shutdownGracePeriod: Duration = .seconds(25)
+        shutdownGracePeriod: Duration = .seconds(25),
+        maximumBodySize: Int = 64 * 1024
     ) {
         self.databaseURL = databaseURL
         self.hasher = hasher
@@ -55,6 +58,7 @@ public struct AppConfiguration: Sendable {
         self.databaseTimeout = databaseTimeout
         self.databasePoolSize = databasePoolSize
         self.shutdownGracePeriod = shutdownGracePeriod
+        self.maximumBodySize = maximumBodySize
     }
 
     /// Reads and validates the configuration, throwing a ``ConfigurationError`` that names the first bad variable.
@@ -93,6 +97,7 @@ public struct AppConfiguration: Sendable {
         let databaseTimeout = try wholeNumber("DATABASE_TIMEOUT_SECONDS", default: 5, range: 1...120)
         let databasePoolSize = try wholeNumber("DATABASE_POOL_SIZE", default: 10, range: 1...200)
         let shutdownGrace = try wholeNumber("SHUTDOWN_GRACE_SECONDS", default: 25, range: 0...600)
+        let maximumBodySize = try wholeNumber("MAX_BODY_BYTES", default: 64 * 1024, range: 1024...1_048_576)
         self.init(
             databaseURL: databaseURL,
             hasher: hasher,
@@ -105,7 +110,8 @@ public struct AppConfiguration: Sendable {
             clientAddresses: clientAddresses,
             databaseTimeout: .seconds(databaseTimeout),
             databasePoolSize: databasePoolSize,
-            shutdownGracePeriod: .seconds(shutdownGrace)
+            shutdownGracePeriod: .seconds(shutdownGrace),
+            maximumBodySize: maximumBodySize
         )
     }
 

@@ -18,9 +18,9 @@ struct QueryReader {
         errors.append(FieldError(field: field, message: message))
     }
 
-    /// The raw value of `name`, if present and not empty.
+    /// The raw value of `name`, if present; an empty value (`?cursor=`) is present, and fails validation.
     func value(_ name: String) -> String? {
-        parameters.get(name).flatMap { $0.isEmpty ? nil : $0 }
+        parameters.get(name)
     }
 
     /// A user id filter, validated like the `userId` of a token.

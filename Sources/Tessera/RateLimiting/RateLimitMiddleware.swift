@@ -24,8 +24,11 @@ public struct RateLimitSettings: Sendable, Equatable {
     /// Most failed authentications a client may make before it is blocked; the issue caps it at 100.
     public static let maximumAuthFailureQuota = 100
 
+    /// Per API key, for the admin routes.
     public var admin = RateLimitPolicy(name: "admin", quota: 600, window: 60)
+    /// Per API key, for verification.
     public var verify = RateLimitPolicy(name: "verify", quota: 60_000, window: 60)
+    /// Per client address, for failed or missing authentication.
     public var authFailures = RateLimitPolicy(name: "auth-failures", quota: 20, window: 60)
     /// Keys tracked per limiter before the least recently seen is forgotten.
     public var maximumTrackedKeys = 100_000

@@ -6,6 +6,8 @@ import TokenCrypto
 /// The admin endpoints under `/api/tokens`: create, list, read and revoke.
 struct TokenController {
     let service: TokenService
+    /// The largest request body read, in bytes (`MAX_BODY_BYTES`).
+    let maximumBodySize: Int
 
     /// Default and largest page sizes of a listing.
     static let defaultPageSize = 50
@@ -24,7 +26,7 @@ struct TokenController {
     /// `POST /api/tokens`: the token appears in this response only, after its row is committed.
     @Sendable func create(_ request: Request, context: AdminRequestContext) async throws -> EditedResponse<CreatedToken> {
         var request = request
-        let tokenRequest = try Self.tokenRequest(from: try await request.jsonObject(context: context))
+        let tokenRequest = try Self.tokenRequest(from: try await request.jsonObject(context: context, maximumSize: maximumBodySize))
         let (token, record) = try await service.issue(tokenRequest, by: context.caller, logger: context.logger)
         return EditedResponse(
             status: .created,

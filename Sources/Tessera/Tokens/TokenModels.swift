@@ -13,22 +13,39 @@ public enum TokenStatus: String, Codable, Sendable, CaseIterable {
 
 /// The `status` filter of a token listing.
 public enum TokenStatusFilter: String, Sendable, CaseIterable {
-    case active, revoked, expired, all
+    /// Neither revoked nor expired.
+    case active
+    /// Revoked.
+    case revoked
+    /// Expired and not revoked.
+    case expired
+    /// Every token.
+    case all
 }
 
 /// A stored token: metadata plus the digest of its secret, never the secret itself.
 public struct TokenRecord: Sendable, Equatable {
+    /// The token's id.
     public var id: UUID
+    /// The user the token was issued for.
     public var userID: String
+    /// What the token may do.
     public var scopes: [String]
+    /// The keyed digest of the secret, with the id of the key that made it.
     public var digest: TokenDigest
+    /// `<prefix>_` and the first four body characters.
     public var displayPrefix: String
+    /// A label chosen by the admin who created it.
     public var name: String?
     /// Creation time in whole microseconds since 1970, exactly as PostgreSQL stores it; the pagination key.
     public var createdAtMicroseconds: Int64
+    /// When the token stops being valid.
     public var expiresAt: Date
+    /// When it was revoked, if it was.
     public var revokedAt: Date?
+    /// When it last verified successfully, if ever.
     public var lastUsedAt: Date?
+    /// The API key name that created it.
     public var createdBy: String
 
     /// Creation time.
@@ -46,10 +63,15 @@ public struct TokenRecord: Sendable, Equatable {
 
 /// What the repository needs to store a new token.
 public struct NewToken: Sendable {
+    /// The user the token is for.
     public var userID: String
+    /// What the token may do.
     public var scopes: [String]
+    /// An optional label.
     public var name: String?
+    /// The keyed digest of the secret.
     public var digest: TokenDigest
+    /// `<prefix>_` and the first four body characters.
     public var displayPrefix: String
     /// Lifetime from the moment of insertion, in minutes.
     public var lifetimeMinutes: Int
@@ -59,7 +81,9 @@ public struct NewToken: Sendable {
 
 /// A position in a listing ordered newest first: the last token's creation time and id.
 public struct TokenCursor: Sendable, Hashable {
+    /// The last token's creation time in microseconds since 1970.
     public var createdAtMicroseconds: Int64
+    /// The last token's id, which breaks ties.
     public var id: UUID
 
     /// The text form handed to clients as `nextCursor`: `<microseconds>_<id>`.
@@ -85,6 +109,7 @@ public struct TokenCursor: Sendable, Hashable {
 
 /// One page of a listing.
 public struct TokenPage: Sendable {
+    /// The tokens on this page, newest first.
     public var tokens: [TokenRecord]
     /// Where the next page starts, or `nil` on the last page.
     public var nextCursor: TokenCursor?

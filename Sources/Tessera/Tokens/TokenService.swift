@@ -4,10 +4,15 @@ import TokenCrypto
 
 /// Why a presented token is not active, as the verify endpoint reports it.
 public enum InactiveReason: String, Sendable, Codable, CaseIterable {
+    /// Not a well-formed token, or its checksum is wrong; the database was not asked.
     case malformed = "MALFORMED"
+    /// Well formed, but no stored token has its digest.
     case notFound = "NOT_FOUND"
+    /// Past its expiry.
     case expired = "EXPIRED"
+    /// Revoked.
     case revoked = "REVOKED"
+    /// Active, but missing a required scope.
     case insufficientScope = "INSUFFICIENT_SCOPE"
 }
 
@@ -21,9 +26,13 @@ public enum Verification: Sendable, Equatable {
 
 /// A validated request to issue a token.
 public struct TokenRequest: Sendable, Equatable {
+    /// The user the token is for.
     public var userID: String
+    /// What the token may do.
     public var scopes: [String]
+    /// Minutes until it expires.
     public var lifetimeMinutes: Int
+    /// An optional label.
     public var name: String?
 
     /// Creates a request; callers validate the fields first (see ``TokenRequestValidation``).

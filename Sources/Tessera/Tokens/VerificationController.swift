@@ -4,6 +4,8 @@ import Hummingbird
 /// `POST /api/tokens/verify`: whether a presented token may be used, for downstream services.
 struct VerificationController {
     let service: TokenService
+    /// The largest request body read, in bytes (`MAX_BODY_BYTES`).
+    let maximumBodySize: Int
 
     var endpoints: RouteCollection<VerifierRequestContext> {
         RouteCollection(context: VerifierRequestContext.self)
@@ -13,7 +15,7 @@ struct VerificationController {
     /// Always `200` for an authorised caller: the answer is in the body, never in the status.
     @Sendable func verify(_ request: Request, context: VerifierRequestContext) async throws -> VerificationResult {
         var request = request
-        var reader = FieldReader(try await request.jsonObject(context: context), allowed: ["token", "requiredScopes"])
+        var reader = FieldReader(try await request.jsonObject(context: context, maximumSize: maximumBodySize), allowed: ["token", "requiredScopes"])
         let token = reader.string("token", required: true)
         let requiredScopes = TextRules.scopes(reader.strings("requiredScopes"), field: "requiredScopes", into: &reader)
         guard reader.errors.isEmpty, let token else { throw APIError.validation(reader.errors) }
