@@ -2,14 +2,19 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdAuth
 import Logging
+import Metrics
+import Prometheus
 import PostgresNIO
 import ServiceLifecycle
 
 /// The composition root for production: PostgreSQL storage, the schema checked (or migrated) before the server starts.
+///
+/// `metricsRegistry` is the Prometheus registry that `MetricsSystem` was bootstrapped with; `/metrics` serves it.
 public func buildApplication(
     _ configuration: AppConfiguration,
     migrations: [Migration],
     migrateFirst: Bool,
+    metricsRegistry: PrometheusCollectorRegistry? = nil,
     logger: Logger
 ) -> some ApplicationProtocol {
     var clientConfiguration = configuration.databaseURL.clientConfiguration
@@ -17,13 +22,13 @@ public func buildApplication(
     clientConfiguration.options.connectTimeout = configuration.databaseTimeout
     let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
     let migrator = Migrator(client: client, migrations: migrations)
-    let repository = PostgresTokenRepository(client: client, timeout: configuration.databaseTimeout)
+    var repository = PostgresTokenRepository(client: client, timeout: configuration.databaseTimeout)
+    repository.inFlight = Meter(label: "tessera_db_operations_in_flight")
     let timeout = configuration.databaseTimeout
-    var app = buildApplication(configuration, repository: repository, logger: logger) { logger in
+    var app = buildApplication(configuration, repository: repository, services: [client], metricsRegistry: metricsRegistry, logger: logger) { logger in
         // Ready when PostgreSQL answers within the timeout and the schema is current.
         (try? await withDeadline(timeout, "readiness check timed out") { try await migrator.checkSchemaIsCurrent(logger: logger) }) != nil
     }
-    app.addServices(client)
     app.beforeServerStarts {
         try await withDeadline(.seconds(30), "PostgreSQL at \(configuration.databaseURL) could not be reached within 30 seconds (the log above says why)") {
             if migrateFirst {
@@ -38,35 +43,58 @@ public func buildApplication(
 
 /// The composition root over any repository: tests build the same application with an in-memory one.
 ///
-/// `isReady` answers `/readyz`; without one the service counts as ready whenever it runs.
+/// `services` (such as the PostgreSQL client the repository uses) start before, and stop after, the service's own
+/// background work. `isReady` answers `/readyz`; without one the service counts as ready whenever it runs.
 public func buildApplication(
     _ configuration: AppConfiguration,
     repository: some TokenRepository,
+    services: [any Service] = [],
+    metricsRegistry: PrometheusCollectorRegistry? = nil,
     logger: Logger,
     isReady: @escaping @Sendable (Logger) async -> Bool = { _ in true }
 ) -> Application<RouterResponder<TesseraRequestContext>> {
-    let service = TokenService(repository: repository, hasher: configuration.hasher, prefix: configuration.tokenPrefix)
+    let rateLimiters = RateLimiters(configuration.rateLimits)
+    let metrics = ServiceMetrics(
+        rateLimitPolicies: [rateLimiters.admin, rateLimiters.verify, rateLimiters.authFailures].map(\.policy.name),
+        databasePoolSize: configuration.databasePoolSize
+    )
+    let usage = UsageRecorder(repository: repository, interval: configuration.lastUsedFlushInterval, logger: logger)
+    let service = TokenService(
+        repository: repository, hasher: configuration.hasher, prefix: configuration.tokenPrefix, usage: usage, metrics: metrics)
     let router = buildRouter(
         service: service,
         configuration: configuration,
-        rateLimiters: RateLimiters(configuration.rateLimits),
+        rateLimiters: rateLimiters,
+        metrics: metrics,
+        metricsRegistry: metricsRegistry,
+        logger: logger,
         isReady: isReady
     )
+    // A service group stops its services in reverse order: the usage recorder's last flush runs before the
+    // database client closes.
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+        services: services + [usage],
         logger: logger
     )
 }
 
 /// Every path the API serves and the methods it accepts there, for `405` answers (`*` is one path segment).
 let routeTable: [(String, [HTTPRequest.Method])] = [
+    ("/", [.get]),
+    ("/app.js", [.get]),
+    ("/app.css", [.get]),
     ("/healthz", [.get]),
     ("/readyz", [.get]),
     ("/api/tokens", [.get, .post]),
     ("/api/tokens/verify", [.post]),
     ("/api/tokens/*", [.get, .delete]),
+    ("/api/tokens/*/rotate", [.post]),
     ("/api/audit", [.get]),
+    ("/api/auth", [.get]),
+    ("/oauth2/introspect", [.post]),
+    ("/metrics", [.get]),
 ]
 
 /// Every route, with the middleware that guards it.
@@ -74,11 +102,16 @@ func buildRouter(
     service: TokenService,
     configuration: AppConfiguration,
     rateLimiters: RateLimiters,
+    metrics: ServiceMetrics,
+    metricsRegistry: PrometheusCollectorRegistry?,
+    logger: Logger,
     isReady: @escaping @Sendable (Logger) async -> Bool
 ) -> Router<TesseraRequestContext> {
     let router = Router(context: TesseraRequestContext.self)
     router.add(middleware: SecurityHeadersMiddleware())
-    router.add(middleware: ProblemMiddleware())
+    // Outside the problem middleware, so requests are counted with the status the client finally got.
+    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: ProblemMiddleware(metrics: metrics))
     router.add(middleware: ClientAddressMiddleware(resolver: configuration.clientAddresses))
     router.add(middleware: MethodNotAllowedMiddleware(routeTable))
 
@@ -87,16 +120,34 @@ func buildRouter(
         guard await isReady(context.logger) else { throw APIError.notReady }
         return HealthStatus(status: "ready")
     }
+    WebPage(directory: configuration.publicDirectory, logger: logger)?.addRoutes(to: router)
+    if let metricsRegistry {
+        router.get("metrics") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metricsRegistry.emitToBuffer()))
+            )
+        }
+    }
 
-    let api = router.group("api").add(middleware: APIKeyAuthenticator(keys: configuration.apiKeys, failures: rateLimiters.authFailures))
+    let authenticator = APIKeyAuthenticator(keys: configuration.apiKeys, failures: rateLimiters.authFailures, metrics: metrics)
+    let api = router.group("api").add(middleware: authenticator)
     api.group("tokens/verify", context: VerifierRequestContext.self)
-        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.verify))
+        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.verify, metrics: metrics))
         .addRoutes(VerificationController(service: service, maximumBodySize: configuration.maximumBodySize).endpoints)
+    api.group("auth", context: VerifierRequestContext.self)
+        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.verify, metrics: metrics))
+        .addRoutes(ForwardAuthController(service: service).endpoints)
+    router.group("oauth2/introspect").add(middleware: authenticator)
+        .group(context: VerifierRequestContext.self)
+        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.verify, metrics: metrics))
+        .addRoutes(IntrospectionController(service: service, maximumBodySize: configuration.maximumBodySize).endpoints)
     api.group("tokens", context: AdminRequestContext.self)
-        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.admin))
+        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.admin, metrics: metrics))
         .addRoutes(TokenController(service: service, maximumBodySize: configuration.maximumBodySize).endpoints)
     api.group("audit", context: AdminRequestContext.self)
-        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.admin))
+        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.admin, metrics: metrics))
         .addRoutes(AuditController(repository: service.repository).endpoints)
     return router
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import Tessera
 import TokenCrypto
@@ -10,7 +12,7 @@ struct TesseraCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Issue, list, revoke and verify access tokens stored as keyed hashes in PostgreSQL.",
-        subcommands: [Serve.self, Migrate.self, APIKeyCommand.self, HashKeyCommand.self]
+        subcommands: [Serve.self, Migrate.self, TokensCommand.self, Purge.self, APIKeyCommand.self, HashKeyCommand.self]
     )
 }
 
@@ -56,7 +58,9 @@ struct Serve: AsyncParsableCommand {
             fail("\(error)")
         }
         let logger = makeLogger(level: configuration.logLevel)
-        let app = buildApplication(configuration, migrations: migrations, migrateFirst: migrate, logger: logger)
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let app = buildApplication(configuration, migrations: migrations, migrateFirst: migrate, metricsRegistry: registry, logger: logger)
         // SIGTERM or SIGINT: stop accepting, let requests in flight finish within the grace period, close the pool.
         var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
@@ -96,6 +100,135 @@ struct Migrate: AsyncParsableCommand {
         } catch let error as DeadlineExceeded {
             fail("\(error)")
         }
+    }
+}
+
+/// Runs `body` with the PostgreSQL repository named by `DATABASE_URL`, after checking the schema is current.
+func withRepository<Result: Sendable>(_ body: @escaping @Sendable (PostgresTokenRepository, Logger) async throws -> Result) async throws -> Result {
+    let environment = loadEnvironment()
+    let databaseURL: DatabaseURL
+    let migrations: [Migration]
+    do {
+        guard let url = environment["DATABASE_URL"], !url.isEmpty else { throw ConfigurationError("DATABASE_URL", "is not set") }
+        databaseURL = try DatabaseURL(url)
+        migrations = try Migrator.migrations(in: Migrator.defaultDirectory(environment: environment))
+    } catch {
+        fail("\(error)")
+    }
+    let logger = makeLogger(level: Logger.Level(rawValue: environment["LOG_LEVEL"]?.lowercased() ?? "") ?? .warning)
+    do {
+        return try await withPostgresClient(databaseURL, logger: logger) { client in
+            try await Migrator(client: client, migrations: migrations).checkSchemaIsCurrent(logger: logger)
+            return try await body(PostgresTokenRepository(client: client, timeout: .seconds(30)), logger)
+        }
+    } catch let error as MigrationError {
+        fail("\(error)")
+    } catch let error as DeadlineExceeded {
+        fail("\(error)")
+    }
+}
+
+/// The actor recorded in audit rows for break-glass commands: `cli:<login name>`.
+var commandLineActor: String {
+    "cli:\(ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.environment["LOGNAME"] ?? "unknown")"
+}
+
+struct TokensCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokens",
+        abstract: "Break-glass work on the token database directly (needs DATABASE_URL, not an API key).",
+        subcommands: [List.self, Revoke.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a user's tokens, newest first: metadata only, never a secret.")
+
+        @Option(help: "The user whose tokens to list.")
+        var user: String
+
+        @Option(help: "active, revoked, expired or all.")
+        var status: String = "all"
+
+        func validate() throws {
+            guard TokenStatusFilter(rawValue: status) != nil else { throw ValidationError("--status must be active, revoked, expired or all") }
+        }
+
+        func run() async throws {
+            let (user, status) = (user, TokenStatusFilter(rawValue: status)!)
+            let tokens = try await withRepository { repository, logger in
+                var all: [TokenRecord] = []
+                var cursor: TokenCursor?
+                repeat {
+                    let page = try await repository.tokens(userID: user, status: status, limit: 100, after: cursor, logger: logger)
+                    all += page.tokens
+                    cursor = page.nextCursor
+                } while cursor != nil
+                return all
+            }
+            let now = Date()
+            let dates = ISO8601DateFormatter()
+            print(["ID", "PREFIX", "STATUS", "CREATED", "EXPIRES", "LAST USED", "NAME"].joined(separator: "\t"))
+            for token in tokens {
+                print(
+                    [
+                        token.id.uuidString.lowercased(), token.displayPrefix, token.status(at: now).rawValue,
+                        dates.string(from: token.createdAt), dates.string(from: token.expiresAt),
+                        token.lastUsedAt.map(dates.string(from:)) ?? "-", token.name ?? "-",
+                    ].joined(separator: "\t"))
+            }
+            if tokens.isEmpty { print("(no tokens)") }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token by id; audited as cli:<user>.")
+
+        @Argument(help: "The token's id (a UUID).")
+        var id: String
+
+        func validate() throws {
+            guard UUID(uuidString: id) != nil else { throw ValidationError("the id must be a UUID") }
+        }
+
+        func run() async throws {
+            let id = UUID(uuidString: id)!
+            let outcome = try await withRepository { repository, logger in
+                try await repository.revoke(id: id, by: commandLineActor, logger: logger)
+            }
+            switch outcome {
+            case .revoked: print("revoked \(id.uuidString.lowercased())")
+            case .alreadyRevoked: print("\(id.uuidString.lowercased()) was already revoked")
+            case .notFound: fail("no token has id \(id.uuidString.lowercased())")
+            }
+        }
+    }
+}
+
+struct Purge: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete tokens that expired, or were revoked, longer ago than --expired-before. Audit rows stay."
+    )
+
+    @Option(name: .customLong("expired-before"), help: "How long ago: a number with d, h, m or s, such as 30d.")
+    var age: String
+
+    func validate() throws {
+        guard Self.seconds(age) != nil else { throw ValidationError("--expired-before must look like 30d, 12h, 90m or 3600s") }
+    }
+
+    /// Seconds in `30d`, `12h`, `90m` or `3600s`.
+    static func seconds(_ text: String) -> Int? {
+        guard let unit = text.last, let number = Int(text.dropLast()), number >= 0 else { return nil }
+        let multiplier = ["d": 86_400, "h": 3_600, "m": 60, "s": 1][String(unit)]
+        return multiplier.map { number * $0 }
+    }
+
+    func run() async throws {
+        let seconds = Self.seconds(age)!
+        let deleted = try await withRepository { repository, logger in
+            try await repository.purge(olderThan: seconds, by: commandLineActor, logger: logger)
+        }
+        print("deleted \(deleted) token\(deleted == 1 ? "" : "s") that expired or were revoked more than \(age) ago")
     }
 }
 

@@ -65,8 +65,7 @@ struct AuditAndLoggingTests {
             var configuration = try Fixtures.configuration(databaseURL: url)
             configuration.logLevel = .trace
             let postgres = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: logger)
-            var app = buildApplication(configuration, repository: PostgresTokenRepository(client: postgres), logger: logger)
-            app.addServices(postgres)
+            let app = buildApplication(configuration, repository: PostgresTokenRepository(client: postgres), services: [postgres], logger: logger)
             let issued = try await app.test(.live) { client in
                 let api = APIClient(client: client)
                 var issued: [String] = []

@@ -120,10 +120,9 @@ struct HardeningTests {
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: Fixtures.logger)
         let migrator = Migrator(client: client, migrations: [])
         let repository = PostgresTokenRepository(client: client, timeout: .seconds(2))
-        var app = buildApplication(try Fixtures.configuration(), repository: repository, logger: Fixtures.logger) { logger in
+        let app = buildApplication(try Fixtures.configuration(), repository: repository, services: [client], logger: Fixtures.logger) { logger in
             (try? await withDeadline(.seconds(2), "readiness") { try await migrator.checkSchemaIsCurrent(logger: logger) }) != nil
         }
-        app.addServices(client)
         try await app.test(.router) { client in
             let api = APIClient(client: client)
             let started = ContinuousClock.now

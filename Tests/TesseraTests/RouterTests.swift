@@ -115,7 +115,7 @@ struct RouterTests {
 
     @Test func anUnreadableAuthorizationHeaderIs401EvenBesideAValidKey() async throws {
         try await withAPI { api in
-            for authorization in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer two words", "Token abc"] {
+            for authorization in ["Basic !!not-base64", "Bearer", "Bearer two words", "Token abc"] {
                 let response = try await api.send(.get, "/api/tokens?userId=u", headers: [.authorization: authorization])
                 #expect(response.status == .unauthorized, "\(authorization)")
                 #expect(response.headers[.wwwAuthenticate] == #"Bearer realm="tessera", error="invalid_request""#)

@@ -73,19 +73,24 @@ struct APIKeyAuthenticator: AuthenticatorMiddleware {
     typealias Context = TesseraRequestContext
     let keys: APIKeyRing
     let failures: GCRALimiter
+    let metrics: ServiceMetrics
 
     func authenticate(request: Request, context: Context) async throws -> Caller? {
         let client = ClientAddressResolver.limiterKey(for: context.clientAddress)
         let standing = failures.check(client)
         guard standing.allowed else {
             context.logger.notice("authentication refused: too many failures", metadata: ["client": "\(context.clientAddress)"])
+            metrics.recordRateLimited(policy: failures.policy.name)
             throw APIError.tooManyRequests(standing, policy: failures.policy)
         }
         let presented = Self.credentials(in: request)
-        guard case .key(let key) = presented, let caller = keys.caller(presenting: key) else {
+        guard case .key(let key, let name) = presented, let caller = keys.caller(presenting: key), name == nil || name == caller.name else {
             let decision = failures.acquire(client)
             context.logger.notice("authentication failed", metadata: ["client": "\(context.clientAddress)", "reason": "\(presented)"])
-            guard decision.allowed else { throw APIError.tooManyRequests(decision, policy: failures.policy) }
+            guard decision.allowed else {
+                metrics.recordRateLimited(policy: failures.policy.name)
+                throw APIError.tooManyRequests(decision, policy: failures.policy)
+            }
             throw APIError.unauthenticated(presented)
         }
         context.logger.info("authenticated", metadata: ["caller": "\(caller.name)", "client": "\(context.clientAddress)"])
@@ -99,31 +104,51 @@ struct APIKeyAuthenticator: AuthenticatorMiddleware {
         /// An `Authorization` header that is not `Bearer <token68>`: refused even beside a valid `X-API-Key`,
         /// since a request with credentials that cannot be read is not one to guess about.
         case malformed
-        /// The presented key.
-        case key(String)
+        /// The presented key, and the key name when it came as HTTP Basic `name:key` (as OAuth clients send
+        /// `client_id:client_secret`), which must then match.
+        case key(String, name: String?)
 
         /// For log lines: never the key itself.
         var description: String {
             switch self {
             case .none: "no key"
             case .malformed: "malformed Authorization header"
-            case .key: "unknown key"
+            case .key(_, let name): name == nil ? "unknown key" : "unknown key or name"
             }
         }
     }
 
-    /// The key from `X-API-Key`, else from `Authorization: Bearer`.
+    /// The key from `X-API-Key`, else from `Authorization` (`Bearer <key>`, or `Basic` of `name:key`).
     ///
     /// `X-API-Key` wins so that a proxy can authenticate with it while `Authorization` carries something else.
     static func credentials(in request: Request) -> Credentials {
-        var bearer: Substring?
+        var fromAuthorization: Credentials = .none
         if let authorization = request.headers[.authorization] {
-            guard let token = bearerToken(authorization) else { return .malformed }
-            bearer = token
+            if let token = bearerToken(authorization) {
+                fromAuthorization = .key(String(token), name: nil)
+            } else if let (name, secret) = basicCredentials(authorization) {
+                fromAuthorization = .key(secret, name: name)
+            } else {
+                return .malformed
+            }
         }
-        let key = request.headers[.apiKey].map { $0.trimmingWhitespace() } ?? bearer
-        guard let key, !key.isEmpty else { return .none }
-        return .key(String(key))
+        if let header = request.headers[.apiKey] {
+            let key = header.trimmingWhitespace()
+            return key.isEmpty ? .none : .key(String(key), name: nil)
+        }
+        if case .key(let key, _) = fromAuthorization, key.isEmpty { return .none }
+        return fromAuthorization
+    }
+
+    /// The name and key of `Basic base64(name:key)` (RFC 7617), or `nil`.
+    static func basicCredentials(_ authorization: String) -> (String, String)? {
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "basic",
+            let data = Data(base64Encoded: String(parts[1].trimmingWhitespace())),
+            let decoded = String(data: data, encoding: .utf8),
+            let colon = decoded.firstIndex(of: ":")
+        else { return nil }
+        return (String(decoded[..<colon]), String(decoded[decoded.index(after: colon)...]))
     }
 
     /// The token68 of `Bearer <token68>` (scheme case-insensitive, RFC 6750), or `nil`.

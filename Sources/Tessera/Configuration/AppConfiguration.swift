@@ -29,6 +29,10 @@ public struct AppConfiguration: Sendable {
     public var shutdownGracePeriod: Duration
     /// The largest request body read, in bytes; larger ones are refused with `413`.
     public var maximumBodySize: Int
+    /// How often noted token uses are written to `last_used_at`.
+    public var lastUsedFlushInterval: Duration
+    /// Where the management page's files are (`PUBLIC_DIR`).
+    public var publicDirectory: String
 
     /// Creates a configuration from already validated parts (tests use this directly).
     public init(
@@ -44,7 +48,9 @@ public struct AppConfiguration: Sendable {
         databaseTimeout: Duration = .seconds(5),
         databasePoolSize: Int = 10,
         shutdownGracePeriod: Duration = .seconds(25),
-        maximumBodySize: Int = 64 * 1024
+        maximumBodySize: Int = 64 * 1024,
+        lastUsedFlushInterval: Duration = .seconds(5),
+        publicDirectory: String = "public"
     ) {
         self.databaseURL = databaseURL
         self.hasher = hasher
@@ -59,6 +65,8 @@ public struct AppConfiguration: Sendable {
         self.databasePoolSize = databasePoolSize
         self.shutdownGracePeriod = shutdownGracePeriod
         self.maximumBodySize = maximumBodySize
+        self.lastUsedFlushInterval = lastUsedFlushInterval
+        self.publicDirectory = publicDirectory
     }
 
     /// Reads and validates the configuration, throwing a ``ConfigurationError`` that names the first bad variable.
@@ -98,6 +106,7 @@ public struct AppConfiguration: Sendable {
         let databasePoolSize = try wholeNumber("DATABASE_POOL_SIZE", default: 10, range: 1...200)
         let shutdownGrace = try wholeNumber("SHUTDOWN_GRACE_SECONDS", default: 25, range: 0...600)
         let maximumBodySize = try wholeNumber("MAX_BODY_BYTES", default: 64 * 1024, range: 1024...1_048_576)
+        let lastUsedFlush = try wholeNumber("LAST_USED_FLUSH_SECONDS", default: 5, range: 1...60)
         self.init(
             databaseURL: databaseURL,
             hasher: hasher,
@@ -111,7 +120,9 @@ public struct AppConfiguration: Sendable {
             databaseTimeout: .seconds(databaseTimeout),
             databasePoolSize: databasePoolSize,
             shutdownGracePeriod: .seconds(shutdownGrace),
-            maximumBodySize: maximumBodySize
+            maximumBodySize: maximumBodySize,
+            lastUsedFlushInterval: .seconds(lastUsedFlush),
+            publicDirectory: value("PUBLIC_DIR") ?? "public"
         )
     }
 

@@ -63,7 +63,7 @@ public struct APIError: HTTPResponseError, Sendable {
         let (challenge, detail) =
             switch credentials {
             case .none: (#"Bearer realm="tessera""#, "An API key is required, in X-API-Key or Authorization: Bearer.")
-            case .malformed: (#"Bearer realm="tessera", error="invalid_request""#, "The Authorization header is not 'Bearer <key>'.")
+            case .malformed: (#"Bearer realm="tessera", error="invalid_request""#, "The Authorization header is neither 'Bearer <key>' nor 'Basic <name:key>'.")
             case .key: (#"Bearer realm="tessera", error="invalid_token""#, "The API key is not valid.")
             }
         return APIError(.unauthorized, type: "urn:tessera:problem:unauthenticated", detail: detail, headers: [.wwwAuthenticate: challenge])

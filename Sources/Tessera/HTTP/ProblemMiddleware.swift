@@ -8,6 +8,8 @@ import PostgresNIO
 ///
 /// The detail of an unexpected error goes to the log with the request id, never to the client.
 struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServiceMetrics
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
@@ -19,6 +21,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 .response(status: error.status)
         } catch where DatabaseUnavailable.describes(error) {
             context.logger.error("database unavailable", metadata: ["error": "\(String(reflecting: error))"])
+            metrics.databaseUnavailable.increment()
             return try APIError.databaseUnavailable.response(from: request, context: context)
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
@@ -71,7 +74,10 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
         response.headers[.cacheControl] = "no-store"
         response.headers[.xContentTypeOptions] = "nosniff"
         response.headers[.referrerPolicy] = "no-referrer"
-        response.headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'"
+        // The management page sets a policy of its own; everything else may load nothing at all.
+        if response.headers[.contentSecurityPolicy] == nil {
+            response.headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'"
+        }
         response.headers[.requestID] = context.requestID
         return response
     }

@@ -72,11 +72,13 @@ extension VerifierRequestContext: CallerRequestContext {}
 /// Spends one request of the caller's budget, answering `429` when it is spent, and reports the budget in headers.
 struct RateLimitMiddleware<Context: CallerRequestContext>: RouterMiddleware {
     let limiter: GCRALimiter
+    let metrics: ServiceMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let decision = limiter.acquire(context.caller.name)
         guard decision.allowed else {
             context.logger.notice("rate limited", metadata: ["caller": "\(context.caller.name)", "policy": "\(limiter.policy.name)"])
+            metrics.recordRateLimited(policy: limiter.policy.name)
             throw APIError.tooManyRequests(decision, policy: limiter.policy)
         }
         do {

@@ -68,6 +68,51 @@ public actor MemoryTokenRepository: TokenRepository {
         records[id]?.digest = newDigest
     }
 
+    public func rotate(
+        id: UUID,
+        to digest: TokenDigest,
+        displayPrefix: String,
+        graceSeconds: Int,
+        by actor: String,
+        logger: Logger
+    ) throws -> RotationOutcome {
+        guard var old = records[id] else { return .notFound }
+        let now = Date()
+        let status = old.status(at: now)
+        guard status == .active else { return .notActive(status) }
+        guard !records.values.contains(where: { $0.digest.bytes == digest.bytes }) else { throw RepositoryError.duplicateDigest }
+        lastCreatedAt = max(lastCreatedAt + 1, now.microsecondsSince1970)
+        var new = old
+        new.id = UUID()
+        new.digest = digest
+        new.displayPrefix = displayPrefix
+        new.createdAtMicroseconds = lastCreatedAt
+        new.lastUsedAt = nil
+        new.createdBy = actor
+        old.expiresAt = min(old.expiresAt, now.addingTimeInterval(Double(graceSeconds)))
+        records[id] = old
+        records[new.id] = new
+        recordAudit(action: "token.rotate", actor: actor, token: old)
+        recordAudit(action: "token.create", actor: actor, token: new)
+        return .rotated(new)
+    }
+
+    public func recordUses(_ uses: [UUID: Date], logger: Logger) {
+        for (id, time) in uses where records[id] != nil {
+            if let stored = records[id]?.lastUsedAt, stored >= time { continue }
+            records[id]?.lastUsedAt = time
+        }
+    }
+
+    public func purge(olderThan age: Int, by actor: String, logger: Logger) -> Int {
+        let cutoff = Date().addingTimeInterval(-Double(age))
+        let doomed = records.values.filter { $0.expiresAt < cutoff || ($0.revokedAt.map { $0 < cutoff } ?? false) }
+        for record in doomed { records[record.id] = nil }
+        auditTrail.append(
+            AuditEvent(id: Int64(auditTrail.count + 1), occurredAt: Date(), actor: actor, action: "tokens.purge", tokenID: nil, userID: nil))
+        return doomed.count
+    }
+
     public func auditEvents(_ query: AuditQuery, logger: Logger) -> AuditPage {
         let matching = auditTrail.reversed().filter { event in
             (query.tokenID == nil || event.tokenID == query.tokenID) && (query.userID == nil || event.userID == query.userID)

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
+import Metrics
 import TokenCrypto
 
 /// Tokens and their audit trail in PostgreSQL, through a pooled `PostgresClient`.
@@ -16,9 +17,14 @@ public struct PostgresTokenRepository: TokenRepository {
         self.timeout = timeout
     }
 
+    /// Counts operations waiting for or holding a pooled connection, when metrics are on.
+    var inFlight: Meter?
+
     /// Runs `operation` under the repository's deadline, so a database outage cannot hold a request forever.
     private func bounded<Result: Sendable>(_ operation: @escaping @Sendable () async throws -> Result) async throws -> Result {
-        try await withDeadline(timeout, "PostgreSQL did not answer within \(timeout)", operation: operation)
+        inFlight?.increment()
+        defer { inFlight?.decrement() }
+        return try await withDeadline(timeout, "PostgreSQL did not answer within \(timeout)", operation: operation)
     }
 
     /// The columns every token query selects, in the order ``decodeRecords(_:)`` reads them.
@@ -135,6 +141,92 @@ public struct PostgresTokenRepository: TokenRepository {
         }
     }
 
+    public func rotate(
+        id: UUID,
+        to digest: TokenDigest,
+        displayPrefix: String,
+        graceSeconds: Int,
+        by actor: String,
+        logger: Logger
+    ) async throws -> RotationOutcome {
+        try await bounded {
+            try await client.inTransaction(logger: logger) { connection in
+                let current = try await connection.query(
+                    "SELECT revoked_at IS NOT NULL, expires_at <= now() FROM tokens WHERE id = \(id) FOR UPDATE",
+                    logger: logger
+                )
+                var state: (revoked: Bool, expired: Bool)?
+                for try await (revoked, expired) in current.decode((Bool, Bool).self) { state = (revoked, expired) }
+                guard let state else { return .notFound }
+                if state.revoked { return .notActive(.revoked) }
+                if state.expired { return .notActive(.expired) }
+                let inserted = try await connection.query(
+                    """
+                    INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by)
+                    SELECT user_id, scopes, \(ByteBuffer(bytes: digest.bytes)), \(digest.keyID), \(displayPrefix), name, expires_at, \(actor)
+                    FROM tokens WHERE id = \(id)
+                    RETURNING \(unescaped: Self.columns)
+                    """,
+                    logger: logger
+                )
+                guard let record = try await Self.decodeRecords(inserted).first else { throw PostgresTokenRepositoryError.missingReturnedRow }
+                try await connection.query(
+                    "UPDATE tokens SET expires_at = LEAST(expires_at, now() + make_interval(secs => \(graceSeconds)::int4)) WHERE id = \(id)",
+                    logger: logger
+                )
+                try await Self.recordAudit(
+                    action: "token.rotate", actor: actor, tokenID: id, userID: record.userID,
+                    details: ["replacedBy": record.id.lowercasedString, "graceSeconds": "\(graceSeconds)"], on: connection, logger: logger)
+                try await Self.recordAudit(
+                    action: "token.create", actor: actor, tokenID: record.id, userID: record.userID,
+                    details: ["rotatedFrom": id.lowercasedString], on: connection, logger: logger)
+                return .rotated(record)
+            }
+        }
+    }
+
+    public func recordUses(_ uses: [UUID: Date], logger: Logger) async throws {
+        let ids = Array(uses.keys)
+        let times = ids.map { uses[$0]! }
+        try await bounded {
+            try await client.query(
+                """
+                UPDATE tokens AS t SET last_used_at = u.used_at
+                FROM unnest(\(ids)::uuid[], \(times)::timestamptz[]) AS u(id, used_at)
+                WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at < u.used_at)
+                """,
+                logger: logger
+            )
+        }
+    }
+
+    public func purge(olderThan age: Int, by actor: String, logger: Logger) async throws -> Int {
+        try await bounded {
+            try await client.inTransaction(logger: logger) { connection in
+                let rows = try await connection.query(
+                    """
+                    WITH purged AS (
+                        DELETE FROM tokens
+                        WHERE expires_at < now() - make_interval(secs => \(age)::int8)
+                           OR revoked_at < now() - make_interval(secs => \(age)::int8)
+                        RETURNING id
+                    )
+                    SELECT count(*)::int8 FROM purged
+                    """,
+                    logger: logger
+                )
+                var count = 0
+                for try await deleted in rows.decode(Int.self) { count = deleted }
+                let details = String(decoding: try JSONEncoder.api.encode(["deleted": "\(count)", "olderThanSeconds": "\(age)"]), as: UTF8.self)
+                try await connection.query(
+                    "INSERT INTO audit_events (actor, action, details) VALUES (\(actor), 'tokens.purge', \(details)::jsonb)",
+                    logger: logger
+                )
+                return count
+            }
+        }
+    }
+
     public func auditEvents(_ query: AuditQuery, logger: Logger) async throws -> AuditPage {
         try await bounded {
             let rows = try await client.query(
@@ -159,8 +251,24 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     private static func recordAudit(action: String, actor: String, token: TokenRecord, on connection: PostgresConnection, logger: Logger) async throws {
+        try await recordAudit(action: action, actor: actor, tokenID: token.id, userID: token.userID, details: [:], on: connection, logger: logger)
+    }
+
+    private static func recordAudit(
+        action: String,
+        actor: String,
+        tokenID: UUID,
+        userID: String,
+        details: [String: String],
+        on connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
+        let json = String(decoding: try JSONEncoder.api.encode(details), as: UTF8.self)
         try await connection.query(
-            "INSERT INTO audit_events (actor, action, token_id, user_id) VALUES (\(actor), \(action), \(token.id), \(token.userID))",
+            """
+            INSERT INTO audit_events (actor, action, token_id, user_id, details)
+            VALUES (\(actor), \(action), \(tokenID), \(userID), \(json)::jsonb)
+            """,
             logger: logger
         )
     }

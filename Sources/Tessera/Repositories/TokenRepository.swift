@@ -14,6 +14,16 @@ public protocol TokenRepository: Sendable {
     func tokens(userID: String, status: TokenStatusFilter, limit: Int, after cursor: TokenCursor?, logger: Logger) async throws -> TokenPage
     /// Revokes the token with `id`, recording a `token.revoke` audit row when its state changes.
     func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome
+    /// Issues a new token in place of the active token `id`: same user, scopes, name and expiry, stored under
+    /// `digest`; the old token's expiry becomes at most `graceSeconds` from now. Audited as `token.rotate` (old) and
+    /// `token.create` (new) in the same transaction.
+    func rotate(id: UUID, to digest: TokenDigest, displayPrefix: String, graceSeconds: Int, by actor: String, logger: Logger) async throws
+        -> RotationOutcome
+    /// Sets `lastUsedAt` of each token to its time, unless a later time is stored already.
+    func recordUses(_ uses: [UUID: Date], logger: Logger) async throws
+    /// Deletes tokens that expired, or were revoked, more than `age` seconds ago; audit rows stay, and one
+    /// `tokens.purge` row records the purge. Returns how many were deleted.
+    func purge(olderThan age: Int, by actor: String, logger: Logger) async throws -> Int
     /// A page of the audit trail, newest first.
     func auditEvents(_ query: AuditQuery, logger: Logger) async throws -> AuditPage
     /// Replaces a token's digest made under an old key with `newDigest`, if it still holds `oldDigest`.

@@ -21,7 +21,11 @@ struct TokenController {
             .get(use: list)
             .get("{id}", use: show)
             .delete("{id}", use: revoke)
+            .post("{id}/rotate", use: rotate)
     }
+
+    /// Longest time a rotated-out token may stay valid: one day.
+    static let maximumGraceSeconds = 86_400
 
     /// `POST /api/tokens`: the token appears in this response only, after its row is committed.
     @Sendable func create(_ request: Request, context: AdminRequestContext) async throws -> EditedResponse<CreatedToken> {
@@ -68,6 +72,27 @@ struct TokenController {
             return .noContent
         case .notFound:
             throw APIError.tokenNotFound
+        }
+    }
+
+    /// `POST /api/tokens/{id}/rotate` `{"graceSeconds"}`: a new token in place of an active one, shown once.
+    @Sendable func rotate(_ request: Request, context: AdminRequestContext) async throws -> EditedResponse<CreatedToken> {
+        let id = try Self.tokenID(context)
+        var request = request
+        var reader = FieldReader(try await request.jsonObject(context: context, maximumSize: maximumBodySize), allowed: ["graceSeconds"])
+        let grace = reader.integer("graceSeconds", required: true, in: 0...Self.maximumGraceSeconds)
+        guard reader.errors.isEmpty, let grace else { throw APIError.validation(reader.errors) }
+        do {
+            let (token, record) = try await service.rotate(id: id, gracePeriod: grace, by: context.caller, logger: context.logger)
+            return EditedResponse(
+                status: .created,
+                headers: [.location: "/api/tokens/\(record.id.lowercasedString)"],
+                response: CreatedToken(record: record, token: token)
+            )
+        } catch RotationError.notFound {
+            throw APIError.tokenNotFound
+        } catch RotationError.notActive(let status) {
+            throw APIError(.conflict, type: "urn:tessera:problem:token-not-active", detail: "Only an active token can be rotated; this one is \(status.rawValue).")
         }
     }
 

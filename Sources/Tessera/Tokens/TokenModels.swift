@@ -79,6 +79,24 @@ public struct NewToken: Sendable {
     public var createdBy: String
 }
 
+/// What the repository's `rotate(id:)` found.
+public enum RotationOutcome: Sendable, Equatable {
+    /// The old token now expires within the grace period; this is the new token's record.
+    case rotated(TokenRecord)
+    /// No token has that id.
+    case notFound
+    /// The token is revoked or expired, so there is nothing to rotate.
+    case notActive(TokenStatus)
+}
+
+/// Why a token could not be rotated.
+public enum RotationError: Error, Equatable {
+    /// No token has that id.
+    case notFound
+    /// The token is revoked or expired.
+    case notActive(TokenStatus)
+}
+
 /// A position in a listing ordered newest first: the last token's creation time and id.
 public struct TokenCursor: Sendable, Hashable {
     /// The last token's creation time in microseconds since 1970.

@@ -49,12 +49,20 @@ public struct TokenService: Sendable {
     let repository: any TokenRepository
     let hasher: TokenHasher
     let prefix: TokenPrefix
+    let usage: UsageRecorder?
+    let metrics: ServiceMetrics?
 
-    /// Creates a service issuing tokens with `prefix`.
-    public init(repository: any TokenRepository, hasher: TokenHasher, prefix: TokenPrefix) {
+    /// Creates a service issuing tokens with `prefix`; successful verifications are noted in `usage`, if given.
+    public init(repository: any TokenRepository, hasher: TokenHasher, prefix: TokenPrefix, usage: UsageRecorder? = nil) {
+        self.init(repository: repository, hasher: hasher, prefix: prefix, usage: usage, metrics: nil)
+    }
+
+    init(repository: any TokenRepository, hasher: TokenHasher, prefix: TokenPrefix, usage: UsageRecorder?, metrics: ServiceMetrics?) {
         self.repository = repository
         self.hasher = hasher
         self.prefix = prefix
+        self.usage = usage
+        self.metrics = metrics
     }
 
     /// Issues a token: only its digest is stored, and the secret is returned once the row is committed.
@@ -81,6 +89,13 @@ public struct TokenService: Sendable {
 
     /// Verifies `candidate`: malformed text never reaches the database, and a token found under an old key is rehashed.
     public func verify(_ candidate: String, requiredScopes: [String] = [], at now: Date = Date(), logger: Logger) async throws -> Verification {
+        let verification = try await evaluate(candidate, requiredScopes: requiredScopes, at: now, logger: logger)
+        metrics?.recordVerification(verification)
+        if case .active(let record) = verification { usage?.noteUse(of: record, at: now) }
+        return verification
+    }
+
+    private func evaluate(_ candidate: String, requiredScopes: [String], at now: Date, logger: Logger) async throws -> Verification {
         guard let token = AccessToken(parsing: candidate) else { return .inactive(.malformed) }
         let digests = hasher.candidateDigests(of: token)
         guard let record = try await repository.token(matchingAnyOf: digests, logger: logger) else { return .inactive(.notFound) }
@@ -95,5 +110,29 @@ public struct TokenService: Sendable {
         }
         guard requiredScopes.allSatisfy({ Scope.covers(record.scopes, $0) }) else { return .inactive(.insufficientScope) }
         return .active(record)
+    }
+
+    /// Replaces an active token with a new one (same user, scopes, name and expiry), shown once; the old token
+    /// stays valid for at most `gracePeriod` more.
+    public func rotate(id: UUID, gracePeriod: Int, by caller: Caller, logger: Logger) async throws -> (token: AccessToken, record: TokenRecord) {
+        let token = AccessToken.generate(prefix: prefix)
+        let outcome = try await repository.rotate(
+            id: id,
+            to: hasher.digest(of: token),
+            displayPrefix: token.displayPrefix,
+            graceSeconds: gracePeriod,
+            by: caller.name,
+            logger: logger
+        )
+        switch outcome {
+        case .notFound: throw RotationError.notFound
+        case .notActive(let status): throw RotationError.notActive(status)
+        case .rotated(let record):
+            logger.info(
+                "token rotated",
+                metadata: ["token.id": "\(id.lowercasedString)", "token.new_id": "\(record.id.lowercasedString)", "caller": "\(caller.name)"]
+            )
+            return (token, record)
+        }
     }
 }

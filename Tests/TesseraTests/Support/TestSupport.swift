@@ -38,7 +38,9 @@ enum Fixtures {
             port: 0,
             rateLimits: rateLimits,
             clientAddresses: clientAddresses,
-            databaseTimeout: .seconds(2)
+            databaseTimeout: .seconds(2),
+            lastUsedFlushInterval: .milliseconds(200),
+            publicDirectory: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../public").standardized.path
         )
     }
 }

@@ -1,0 +1,38 @@
+import Metrics
+
+/// The service's own metrics, beyond Hummingbird's per-route request counters and latency histograms.
+///
+/// They are created when the application is built, through whatever metrics backend was bootstrapped then
+/// (Prometheus in `tessera serve`; none in most tests).
+struct ServiceMetrics: Sendable {
+    private let verifications: [String: Counter]
+    private let rateLimited: [String: Counter]
+    /// Database operations that failed because PostgreSQL could not be reached in time.
+    let databaseUnavailable: Counter
+
+    init(rateLimitPolicies: [String], databasePoolSize: Int) {
+        verifications = Dictionary(
+            uniqueKeysWithValues: (["ACTIVE"] + InactiveReason.allCases.map(\.rawValue)).map { code in
+                (code, Counter(label: "tessera_verifications_total", dimensions: [("result", code)]))
+            }
+        )
+        rateLimited = Dictionary(
+            uniqueKeysWithValues: rateLimitPolicies.map { ($0, Counter(label: "tessera_rate_limited_total", dimensions: [("policy", $0)])) }
+        )
+        databaseUnavailable = Counter(label: "tessera_db_unavailable_total")
+        Gauge(label: "tessera_db_pool_max_connections").record(databasePoolSize)
+    }
+
+    /// Counts one verification outcome (`ACTIVE` or an inactive code), whichever endpoint asked.
+    func recordVerification(_ verification: Verification) {
+        switch verification {
+        case .active: verifications["ACTIVE"]?.increment()
+        case .inactive(let reason): verifications[reason.rawValue]?.increment()
+        }
+    }
+
+    /// Counts one request refused by the limiter named `policy`.
+    func recordRateLimited(policy: String) {
+        rateLimited[policy]?.increment()
+    }
+}

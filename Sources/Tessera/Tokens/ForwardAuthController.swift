@@ -1,0 +1,74 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// `GET /api/auth`: forward authentication for proxies such as nginx `auth_request`.
+///
+/// The proxy authenticates with a verifier key in `X-API-Key`; `Authorization: Bearer <token>` is the end user's
+/// token being checked, and each `?scope=` is required. The answer is in the status and headers, so a proxy can
+/// act on it without reading a body.
+struct ForwardAuthController {
+    let service: TokenService
+
+    var endpoints: RouteCollection<VerifierRequestContext> {
+        RouteCollection(context: VerifierRequestContext.self)
+            .get(use: check)
+    }
+
+    /// `204` with `X-Auth-*` headers when the token is active and has every scope; `401` or `403` otherwise.
+    @Sendable func check(_ request: Request, context: VerifierRequestContext) async throws -> Response {
+        var reader = QueryReader(request.uri.queryParameters, allowed: ["scope"])
+        let scopes = request.uri.queryParameters.getAll("scope")
+        for (index, scope) in scopes.enumerated() where !Scope.isValid(scope) {
+            reader.fail("scope[\(index)]", "must be 1 to \(Scope.maximumLength) characters of A-Z a-z 0-9 . _ : / * -")
+        }
+        if scopes.count > Scope.maximumCount { reader.fail("scope", "may be given at most \(Scope.maximumCount) times") }
+        guard reader.errors.isEmpty else { throw APIError.validation(reader.errors) }
+
+        guard let authorization = request.headers[.authorization], let token = APIKeyAuthenticator.bearerToken(authorization) else {
+            throw APIError.tokenRejected(.malformed, requiredScopes: scopes)
+        }
+        switch try await service.verify(String(token), requiredScopes: scopes, logger: context.logger) {
+        case .active(let record):
+            return Response(
+                status: .noContent,
+                headers: [
+                    .authUserID: record.userID,
+                    .authScopes: record.scopes.joined(separator: " "),
+                    .authTokenID: record.id.lowercasedString,
+                ]
+            )
+        case .inactive(let reason):
+            context.logger.info("forward auth refused", metadata: ["code": "\(reason.rawValue)", "caller": "\(context.caller.name)"])
+            throw APIError.tokenRejected(reason, requiredScopes: scopes)
+        }
+    }
+}
+
+extension APIError {
+    /// `401` (`error="invalid_token"`) for a token that is not active, `403` (`error="insufficient_scope"`) for one
+    /// that lacks a required scope: RFC 6750's challenges, so proxies and clients can tell them apart.
+    static func tokenRejected(_ reason: InactiveReason, requiredScopes: [String]) -> APIError {
+        if reason == .insufficientScope {
+            let scope = requiredScopes.joined(separator: " ")
+            return APIError(
+                .forbidden,
+                type: "urn:tessera:problem:insufficient-scope",
+                detail: "The token does not carry every required scope.",
+                headers: [.wwwAuthenticate: #"Bearer realm="tessera", error="insufficient_scope", scope="\#(scope)""#]
+            )
+        }
+        return APIError(
+            .unauthorized,
+            type: "urn:tessera:problem:invalid-token",
+            detail: "The token is not active (\(reason.rawValue)).",
+            headers: [.wwwAuthenticate: #"Bearer realm="tessera", error="invalid_token""#]
+        )
+    }
+}
+
+extension HTTPField.Name {
+    static let authUserID = Self("X-Auth-User-Id")!
+    static let authScopes = Self("X-Auth-Scopes")!
+    static let authTokenID = Self("X-Auth-Token-Id")!
+}

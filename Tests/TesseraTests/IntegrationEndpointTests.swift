@@ -1,0 +1,131 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+import TokenCrypto
+
+@testable import Tessera
+
+/// Forward auth, RFC 7662 introspection, rotation and last-used tracking.
+@Suite("Downstream integration")
+struct IntegrationEndpointTests {
+    private func withAPI(_ body: @escaping @Sendable (APIClient) async throws -> Void) async throws {
+        let app = buildApplication(try Fixtures.configuration(), repository: MemoryTokenRepository(), logger: Fixtures.logger)
+        try await app.test(.router) { client in try await body(APIClient(client: client)) }
+    }
+
+    private func forwardAuth(_ api: APIClient, token: String?, scopes: [String] = []) async throws -> TestResponse {
+        let query = scopes.isEmpty ? "" : "?" + scopes.map { "scope=\($0)" }.joined(separator: "&")
+        var headers: HTTPFields = [:]
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        return try await api.send(.get, "/api/auth" + query, key: Fixtures.verifierKey, headers: headers)
+    }
+
+    @Test func forwardAuthAnswersWithStatusAndHeaders() async throws {
+        try await withAPI { api in
+            let created = try await api.createToken(userID: "fwd", scopes: ["read", "repo:*"])
+            let token = try #require(created["token"] as? String)
+
+            let allowed = try await forwardAuth(api, token: token, scopes: ["read", "repo:write"])
+            #expect(allowed.status == .noContent)
+            #expect(allowed.headers[HTTPField.Name("X-Auth-User-Id")!] == "fwd")
+            #expect(allowed.headers[HTTPField.Name("X-Auth-Scopes")!] == "read repo:*")
+            #expect(allowed.headers[HTTPField.Name("X-Auth-Token-Id")!] == created["id"] as? String)
+
+            let missingScope = try await forwardAuth(api, token: token, scopes: ["admin"])
+            #expect(missingScope.status == .forbidden)
+            #expect(missingScope.headers[.wwwAuthenticate]?.contains(#"error="insufficient_scope""#) == true)
+
+            for candidate in [nil, "tsr_wrong", AccessToken.generate(prefix: .default).secret] as [String?] {
+                let refused = try await forwardAuth(api, token: candidate)
+                #expect(refused.status == .unauthorized)
+                #expect(refused.headers[.wwwAuthenticate]?.contains(#"error="invalid_token""#) == true)
+            }
+            _ = try await api.send(.delete, "/api/tokens/\(created["id"] as! String)")
+            #expect(try await forwardAuth(api, token: token).status == .unauthorized)
+            #expect(try await api.send(.get, "/api/auth", key: nil, headers: [.authorization: "Bearer \(token)"]).status == .unauthorized)
+        }
+    }
+
+    @Test func introspectionFollowsRFC7662() async throws {
+        try await withAPI { api in
+            let created = try await api.createToken(userID: "oauth", scopes: ["read", "write"])
+            let token = try #require(created["token"] as? String)
+            let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+
+            let active = try await api.send(.post, "/oauth2/introspect", key: Fixtures.verifierKey, json: "token=\(token)&token_type_hint=access_token", headers: form)
+            #expect(active.status == .ok)
+            #expect(active.json["active"] as? Bool == true)
+            #expect(active.json["scope"] as? String == "read write")
+            #expect(active.json["sub"] as? String == "oauth")
+            #expect(active.json["token_type"] as? String == "Bearer")
+            #expect(active.json["client_id"] as? String == "admin")
+            #expect((active.json["exp"] as? Int ?? 0) > (active.json["iat"] as? Int ?? Int.max))
+
+            let inactive = try await api.send(.post, "/oauth2/introspect", key: Fixtures.verifierKey, json: "token=nope", headers: form)
+            #expect(inactive.text == #"{"active":false}"#)
+
+            // OAuth clients authenticate with HTTP Basic client_id:client_secret.
+            let basic = "Basic " + Data("gateway:\(Fixtures.verifierKey)".utf8).base64EncodedString()
+            var basicHeaders = form
+            basicHeaders[.authorization] = basic
+            #expect(try await api.send(.post, "/oauth2/introspect", key: nil, json: "token=\(token)", headers: basicHeaders).json["active"] as? Bool == true)
+            basicHeaders[.authorization] = "Basic " + Data("someone:\(Fixtures.verifierKey)".utf8).base64EncodedString()
+            #expect(try await api.send(.post, "/oauth2/introspect", key: nil, json: "token=\(token)", headers: basicHeaders).status == .unauthorized)
+
+            #expect(try await api.send(.post, "/oauth2/introspect", key: Fixtures.verifierKey, json: #"{"token":"x"}"#).status == .unsupportedMediaType)
+            #expect(try await api.send(.post, "/oauth2/introspect", key: Fixtures.verifierKey, json: "tokn=x", headers: form).status == .badRequest)
+            #expect(try await api.send(.post, "/oauth2/introspect", key: nil, json: "token=\(token)", headers: form).status == .unauthorized)
+        }
+    }
+
+    @Test func rotationIssuesANewTokenAndLimitsTheOldOne() async throws {
+        try await withAPI { api in
+            let created = try await api.createToken(userID: "rot", scopes: ["read"], minutes: 600)
+            let oldToken = try #require(created["token"] as? String)
+            let oldID = try #require(created["id"] as? String)
+
+            let rotated = try await api.send(.post, "/api/tokens/\(oldID)/rotate", json: #"{"graceSeconds":3600}"#)
+            #expect(rotated.status == .created)
+            let newToken = try #require(rotated.json["token"] as? String)
+            #expect(newToken != oldToken)
+            #expect(rotated.json["userId"] as? String == "rot")
+            #expect(rotated.json["scopes"] as? [String] == ["read"])
+            #expect(rotated.json["expiresAt"] as? String == created["expiresAt"] as? String)
+            #expect(try await api.verify(newToken)["active"] as? Bool == true)
+            #expect(try await api.verify(oldToken)["active"] as? Bool == true)  // within its grace period
+
+            let graceless = try await api.send(.post, "/api/tokens/\(rotated.json["id"] as! String)/rotate", json: #"{"graceSeconds":0}"#)
+            #expect(graceless.status == .created)
+            #expect(try await api.verify(newToken)["code"] as? String == "EXPIRED")
+
+            _ = try await api.send(.delete, "/api/tokens/\(oldID)")
+            #expect(try await api.send(.post, "/api/tokens/\(oldID)/rotate", json: #"{"graceSeconds":0}"#).status == .conflict)
+            #expect(try await api.send(.post, "/api/tokens/\(UUID())/rotate", json: #"{"graceSeconds":0}"#).status == .notFound)
+            #expect(try await api.send(.post, "/api/tokens/\(oldID)/rotate", json: #"{"graceSeconds":86401}"#).status == .badRequest)
+            let audit = try await api.send(.get, "/api/audit?tokenId=\(oldID)").json["events"] as? [[String: Any]] ?? []
+            #expect(audit.compactMap { $0["action"] as? String } == ["token.revoke", "token.rotate", "token.create"])
+        }
+    }
+
+    @Test func usesAreWrittenInBatchesAtMostOnceAMinute() async throws {
+        let repository = MemoryTokenRepository()
+        let recorder = UsageRecorder(repository: repository, logger: Fixtures.logger)
+        let service = TokenService(repository: repository, hasher: TokenHasher(currentKey: Fixtures.hashKey), prefix: .default, usage: recorder)
+        let (token, record) = try await service.issue(
+            TokenRequest(userID: "used", scopes: [], lifetimeMinutes: 60), by: Caller(name: "admin", role: .admin), logger: Fixtures.logger)
+        for _ in 0..<50 { _ = try await service.verify(token.secret, logger: Fixtures.logger) }
+        #expect(recorder.pendingCount == 1)
+        #expect(await repository.token(id: record.id, logger: Fixtures.logger)?.lastUsedAt == nil)  // nothing written on the request path
+        await recorder.flush()
+        let used = try #require(await repository.token(id: record.id, logger: Fixtures.logger)?.lastUsedAt)
+        #expect(abs(used.timeIntervalSinceNow) < 5)
+        // Stored less than a minute ago: further uses are not noted again.
+        for _ in 0..<10 { _ = try await service.verify(token.secret, logger: Fixtures.logger) }
+        #expect(recorder.pendingCount == 0)
+        _ = try await service.verify(token.secret, at: Date().addingTimeInterval(61), logger: Fixtures.logger)
+        #expect(recorder.pendingCount == 1)
+    }
+}

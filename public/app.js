@@ -1,0 +1,234 @@
+// Tessera's management page. The admin API key lives in the `apiKey` variable only: never in storage, cookies or
+// the URL. Every request goes to this same origin, as the page's Content-Security-Policy requires.
+"use strict";
+
+let apiKey = null;
+let listState = { userId: null, status: "all", cursor: null };
+
+const $ = (id) => document.getElementById(id);
+
+/** Shows `text` in the alert region; `kind` "info" for good news. */
+function say(text, kind = "error") {
+  const box = $("message");
+  box.textContent = text;
+  box.className = kind;
+  box.hidden = false;
+}
+
+function clearMessage() {
+  $("message").hidden = true;
+  $("message").textContent = "";
+}
+
+/** Turns an RFC 9457 problem body into one readable sentence, naming each failing field. */
+function describeProblem(status, body) {
+  if (!body || typeof body !== "object") return `The request failed (HTTP ${status}).`;
+  let text = body.detail || body.title || `The request failed (HTTP ${status}).`;
+  if (Array.isArray(body.errors) && body.errors.length > 0) {
+    text += " " + body.errors.map((e) => `${e.field} ${e.message}.`).join(" ");
+  }
+  if (status === 401) text += " Check the API key in step 1.";
+  if (status === 429) text += " Wait a moment and try again.";
+  return text;
+}
+
+/** Calls the API with the key; returns the parsed body, or throws an Error whose message is for people. */
+async function api(method, path, body) {
+  if (!apiKey) throw new Error("Enter an admin API key in step 1 first.");
+  const headers = { "X-API-Key": apiKey };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });
+  } catch (error) {
+    throw new Error("Tessera could not be reached. Is the server running?");
+  }
+  const text = await response.text();
+  let parsed = null;
+  try { parsed = text ? JSON.parse(text) : null; } catch (_) { parsed = null; }
+  if (!response.ok) throw new Error(describeProblem(response.status, parsed));
+  return parsed;
+}
+
+function formatDate(value) {
+  return value ? new Date(value).toLocaleString() : "never";
+}
+
+function parseScopes(text) {
+  return text.split(/[\s,]+/).map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+function showSecret(token, prefix) {
+  const panel = $("secret-panel");
+  $("secret-value").value = token;
+  $("copy-status").textContent = "";
+  panel.hidden = false;
+  panel.focus();
+  $("secret-heading").textContent = `Your new token (${prefix}…)`;
+}
+
+function hideSecret() {
+  $("secret-value").value = "";
+  $("secret-panel").hidden = true;
+}
+
+async function copySecret() {
+  const field = $("secret-value");
+  try {
+    await navigator.clipboard.writeText(field.value);
+    $("copy-status").textContent = "Copied to the clipboard.";
+  } catch (_) {
+    field.focus();
+    field.select();
+    $("copy-status").textContent = "Copying was not allowed here: the token is selected, press Ctrl+C (or ⌘C) to copy it.";
+  }
+}
+
+function renderTokens(tokens, append) {
+  const rows = $("token-rows");
+  if (!append) rows.replaceChildren();
+  for (const token of tokens) {
+    const row = document.createElement("tr");
+    const cells = [
+      token.prefix + "…",
+      token.name ?? "—",
+      token.scopes.length ? token.scopes.join(" ") : "—",
+      token.status,
+      formatDate(token.createdAt),
+      formatDate(token.expiresAt),
+      formatDate(token.lastUsedAt),
+    ];
+    cells.forEach((text, index) => {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      if (index === 3) cell.className = `status-${token.status}`;
+      row.appendChild(cell);
+    });
+    const actions = document.createElement("td");
+    actions.className = "actions";
+    if (token.status === "active") {
+      const rotate = document.createElement("button");
+      rotate.type = "button";
+      rotate.textContent = "Rotate";
+      rotate.setAttribute("aria-label", `Rotate token ${token.prefix}`);
+      rotate.addEventListener("click", () => askRotate(token));
+      const revoke = document.createElement("button");
+      revoke.type = "button";
+      revoke.className = "danger";
+      revoke.textContent = "Revoke";
+      revoke.setAttribute("aria-label", `Revoke token ${token.prefix}`);
+      revoke.addEventListener("click", () => revokeToken(token));
+      actions.append(rotate, revoke);
+    } else {
+      actions.textContent = "—";
+    }
+    row.appendChild(actions);
+    rows.appendChild(row);
+  }
+  const table = $("token-table");
+  table.hidden = rows.children.length === 0 && !append;
+  $("token-caption").textContent = `Tokens of ${listState.userId} (${listState.status})`;
+  if (rows.children.length === 0) say(`No ${listState.status === "all" ? "" : listState.status + " "}tokens for ${listState.userId}.`, "info");
+}
+
+async function loadTokens(append) {
+  const query = new URLSearchParams({ userId: listState.userId, status: listState.status, limit: "50" });
+  if (append && listState.cursor) query.set("cursor", listState.cursor);
+  const page = await api("GET", `/api/tokens?${query}`);
+  listState.cursor = page.nextCursor;
+  renderTokens(page.tokens, append);
+  $("more-tokens").hidden = !page.nextCursor;
+}
+
+async function refreshList() {
+  if (listState.userId) await loadTokens(false);
+}
+
+async function revokeToken(token) {
+  if (!window.confirm(`Revoke ${token.prefix}…? Anything using it stops working at once.`)) return;
+  clearMessage();
+  try {
+    await api("DELETE", `/api/tokens/${token.id}`);
+    say(`Token ${token.prefix}… is revoked.`, "info");
+    await refreshList();
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+function askRotate(token) {
+  const dialog = $("rotate-dialog");
+  $("rotate-prefix").textContent = `${token.prefix}…`;
+  $("rotate-grace").value = "0";
+  dialog.returnValue = "";
+  dialog.onclose = async () => {
+    if (dialog.returnValue !== "rotate") return;
+    clearMessage();
+    try {
+      const grace = Number.parseInt($("rotate-grace").value, 10);
+      const created = await api("POST", `/api/tokens/${token.id}/rotate`, { graceSeconds: grace });
+      showSecret(created.token, created.prefix);
+      say(`Token ${token.prefix}… was rotated; the old one stops working in ${grace} seconds.`, "info");
+      await refreshList();
+    } catch (error) {
+      say(error.message);
+    }
+  };
+  dialog.showModal();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = $("api-key").value.trim();
+    $("api-key").value = "";
+    if (!value) return;
+    apiKey = value;
+    $("key-status").textContent = "A key is in use for this page (held in memory only).";
+    clearMessage();
+  });
+  $("forget-key").addEventListener("click", () => {
+    apiKey = null;
+    $("key-status").textContent = "No key entered.";
+  });
+
+  $("create-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearMessage();
+    const name = $("create-name").value.trim();
+    const body = {
+      userId: $("create-user").value.trim(),
+      scopes: parseScopes($("create-scopes").value),
+      expiresInMinutes: Number.parseInt($("create-minutes").value, 10),
+    };
+    if (name) body.name = name;
+    try {
+      const created = await api("POST", "/api/tokens", body);
+      showSecret(created.token, created.prefix);
+      if (listState.userId === created.userId) await refreshList();
+    } catch (error) {
+      say(error.message);
+    }
+  });
+
+  $("copy-secret").addEventListener("click", copySecret);
+  $("dismiss-secret").addEventListener("click", hideSecret);
+
+  $("list-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearMessage();
+    listState = { userId: $("list-user").value.trim(), status: $("list-status").value, cursor: null };
+    try {
+      await loadTokens(false);
+    } catch (error) {
+      say(error.message);
+    }
+  });
+  $("more-tokens").addEventListener("click", async () => {
+    try {
+      await loadTokens(true);
+    } catch (error) {
+      say(error.message);
+    }
+  });
+});
