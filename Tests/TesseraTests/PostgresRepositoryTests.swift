@@ -151,3 +151,72 @@ struct PostgresRepositoryTests {
         }
     }
 }
+
+@Suite("PostgreSQL rotation, usage and purge", .serialized)
+struct PostgresLifecycleTests {
+    private let logger = Fixtures.logger
+    private let caller = Caller(name: "admin", role: .admin)
+
+    private func service(_ repository: PostgresTokenRepository) -> TokenService {
+        TokenService(repository: repository, hasher: TokenHasher(currentKey: Fixtures.hashKey), prefix: .default)
+    }
+
+    @Test func rotationKeepsUserScopesAndExpiryAndAuditsBothTokens() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            let tokens = service(repository)
+            let (old, oldRecord) = try await tokens.issue(TokenRequest(userID: "rot", scopes: ["a", "b"], lifetimeMinutes: 600, name: "ci"), by: caller, logger: logger)
+            let (new, newRecord) = try await tokens.rotate(id: oldRecord.id, gracePeriod: 120, by: caller, logger: logger)
+            #expect(newRecord.userID == "rot" && newRecord.scopes == ["a", "b"] && newRecord.name == "ci")
+            #expect(newRecord.expiresAt == oldRecord.expiresAt)
+            let limited = try #require(try await repository.token(id: oldRecord.id, logger: logger))
+            #expect(abs(limited.expiresAt.timeIntervalSinceNow - 120) < 5)
+            guard case .active = try await tokens.verify(old.secret, logger: logger), case .active = try await tokens.verify(new.secret, logger: logger) else {
+                Issue.record("both tokens should verify during the grace period")
+                return
+            }
+            let rows = try await client.query(
+                "SELECT action, details->>'replacedBy', details->>'rotatedFrom' FROM audit_events WHERE action <> 'token.create' OR token_id = \(newRecord.id) ORDER BY id",
+                logger: logger)
+            var audit: [String] = []
+            for try await (action, replacedBy, rotatedFrom) in rows.decode((String, String?, String?).self) {
+                audit.append("\(action) \(replacedBy ?? "-") \(rotatedFrom ?? "-")")
+            }
+            #expect(audit == ["token.rotate \(newRecord.id.lowercasedString) -", "token.create - \(oldRecord.id.lowercasedString)"])
+
+            _ = try await repository.revoke(id: newRecord.id, by: "admin", logger: logger)
+            await #expect(throws: RotationError.notActive(.revoked)) { try await tokens.rotate(id: newRecord.id, gracePeriod: 0, by: caller, logger: logger) }
+            await #expect(throws: RotationError.notFound) { try await tokens.rotate(id: UUID(), gracePeriod: 0, by: caller, logger: logger) }
+        }
+    }
+
+    @Test func usesOnlyEverMoveLastUsedForward() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            let (_, record) = try await service(repository).issue(TokenRequest(userID: "use", scopes: [], lifetimeMinutes: 60), by: caller, logger: logger)
+            let later = Date(timeIntervalSince1970: 1_900_000_000)
+            let earlier = Date(timeIntervalSince1970: 1_800_000_000)
+            try await repository.recordUses([record.id: later, UUID(): later], logger: logger)
+            try await repository.recordUses([record.id: earlier], logger: logger)
+            #expect(try await repository.token(id: record.id, logger: logger)?.lastUsedAt == later)
+        }
+    }
+
+    @Test func purgeDeletesOnlyLongDeadTokensAndKeepsTheAuditTrail() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            let tokens = service(repository)
+            var ids: [UUID] = []
+            for _ in 0..<4 { ids.append(try await tokens.issue(TokenRequest(userID: "old", scopes: [], lifetimeMinutes: 60), by: caller, logger: logger).record.id) }
+            try await client.query("UPDATE tokens SET expires_at = now() - interval '40 days' WHERE id = \(ids[0])", logger: logger)
+            try await client.query("UPDATE tokens SET expires_at = now() - interval '1 day' WHERE id = \(ids[1])", logger: logger)
+            try await client.query("UPDATE tokens SET revoked_at = now() - interval '31 days' WHERE id = \(ids[2])", logger: logger)
+            #expect(try await repository.purge(olderThan: 30 * 86_400, by: "cli:test", logger: logger) == 2)
+            let left = try await repository.tokens(userID: "old", status: .all, limit: 10, after: nil, logger: logger).tokens.map(\.id)
+            #expect(Set(left) == [ids[1], ids[3]])
+            let audit = try await repository.auditEvents(AuditQuery(limit: 100), logger: logger).events
+            #expect(audit.filter { $0.action == "token.create" }.count == 4)
+            #expect(audit.first?.action == "tokens.purge" && audit.first?.actor == "cli:test")
+        }
+    }
+}

@@ -34,4 +34,12 @@ public struct AuditQuery: Sendable, Equatable {
     public var limit: Int
     /// Only events older than this id.
     public var before: Int64?
+
+    /// Creates a query; every filter is optional.
+    public init(tokenID: UUID? = nil, userID: String? = nil, limit: Int, before: Int64? = nil) {
+        self.tokenID = tokenID
+        self.userID = userID
+        self.limit = limit
+        self.before = before
+    }
 }
