@@ -1,0 +1,4 @@
+-- GET /healthz: the HTTP ceiling of this very server.
+request = function()
+  return wrk.format("GET", "/healthz")
+end
