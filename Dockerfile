@@ -16,10 +16,12 @@ RUN apt-get update \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin tessera
 COPY --from=build /out/tessera /usr/local/bin/tessera
 COPY migrations /app/migrations
+COPY public /app/public
 WORKDIR /app
 ENV HOST=0.0.0.0 \
     PORT=3000 \
-    MIGRATIONS_DIR=/app/migrations
+    MIGRATIONS_DIR=/app/migrations \
+    PUBLIC_DIR=/app/public
 USER tessera
 EXPOSE 3000
 ENTRYPOINT ["tessera"]

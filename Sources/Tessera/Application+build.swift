@@ -82,9 +82,6 @@ public func buildApplication(
 
 /// Every path the API serves and the methods it accepts there, for `405` answers (`*` is one path segment).
 let routeTable: [(String, [HTTPRequest.Method])] = [
-    ("/", [.get]),
-    ("/app.js", [.get]),
-    ("/app.css", [.get]),
     ("/healthz", [.get]),
     ("/readyz", [.get]),
     ("/api/tokens", [.get, .post]),
@@ -94,7 +91,6 @@ let routeTable: [(String, [HTTPRequest.Method])] = [
     ("/api/audit", [.get]),
     ("/api/auth", [.get]),
     ("/oauth2/introspect", [.post]),
-    ("/metrics", [.get]),
 ]
 
 /// Every route, with the middleware that guards it.
@@ -113,14 +109,15 @@ func buildRouter(
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ProblemMiddleware(metrics: metrics))
     router.add(middleware: ClientAddressMiddleware(resolver: configuration.clientAddresses))
-    router.add(middleware: MethodNotAllowedMiddleware(routeTable))
+    let page = WebPage(directory: configuration.publicDirectory, logger: logger)
+    router.add(middleware: MethodNotAllowedMiddleware(routeTable + (page?.routes ?? []) + (metricsRegistry == nil ? [] : [("/metrics", [.get])])))
 
     router.get("healthz") { _, _ in HealthStatus(status: "ok") }
     router.get("readyz") { _, context in
         guard await isReady(context.logger) else { throw APIError.notReady }
         return HealthStatus(status: "ready")
     }
-    WebPage(directory: configuration.publicDirectory, logger: logger)?.addRoutes(to: router)
+    page?.addRoutes(to: router)
     if let metricsRegistry {
         router.get("metrics") { _, _ in
             Response(
@@ -132,21 +129,27 @@ func buildRouter(
     }
 
     let authenticator = APIKeyAuthenticator(keys: configuration.apiKeys, failures: rateLimiters.authFailures, metrics: metrics)
-    let api = router.group("api").add(middleware: authenticator)
-    api.group("tokens/verify", context: VerifierRequestContext.self)
+    var proxyAuthenticator = authenticator
+    proxyAuthenticator.readsAuthorizationHeader = false  // there it carries the end user's token
+    let api = router.group("api")
+    api.group("tokens/verify").add(middleware: authenticator)
+        .group(context: VerifierRequestContext.self)
         .add(middleware: RateLimitMiddleware(limiter: rateLimiters.verify, metrics: metrics))
         .addRoutes(VerificationController(service: service, maximumBodySize: configuration.maximumBodySize).endpoints)
-    api.group("auth", context: VerifierRequestContext.self)
+    api.group("auth").add(middleware: proxyAuthenticator)
+        .group(context: VerifierRequestContext.self)
         .add(middleware: RateLimitMiddleware(limiter: rateLimiters.verify, metrics: metrics))
         .addRoutes(ForwardAuthController(service: service).endpoints)
     router.group("oauth2/introspect").add(middleware: authenticator)
         .group(context: VerifierRequestContext.self)
         .add(middleware: RateLimitMiddleware(limiter: rateLimiters.verify, metrics: metrics))
         .addRoutes(IntrospectionController(service: service, maximumBodySize: configuration.maximumBodySize).endpoints)
-    api.group("tokens", context: AdminRequestContext.self)
+    api.group("tokens").add(middleware: authenticator)
+        .group(context: AdminRequestContext.self)
         .add(middleware: RateLimitMiddleware(limiter: rateLimiters.admin, metrics: metrics))
         .addRoutes(TokenController(service: service, maximumBodySize: configuration.maximumBodySize).endpoints)
-    api.group("audit", context: AdminRequestContext.self)
+    api.group("audit").add(middleware: authenticator)
+        .group(context: AdminRequestContext.self)
         .add(middleware: RateLimitMiddleware(limiter: rateLimiters.admin, metrics: metrics))
         .addRoutes(AuditController(repository: service.repository).endpoints)
     return router

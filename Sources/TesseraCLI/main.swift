@@ -21,6 +21,29 @@ func loadEnvironment() -> [String: String] {
     environmentWithDotEnv(ProcessInfo.processInfo.environment)
 }
 
+/// What the database commands need from the environment, read as strictly as `serve` reads it.
+struct DatabaseSettings {
+    var databaseURL: DatabaseURL
+    var migrations: [Migration]
+    var logLevel: Logger.Level
+
+    /// Reads `DATABASE_URL`, `MIGRATIONS_DIR` and `LOG_LEVEL`, or exits naming the bad one.
+    static func load(defaultLevel: Logger.Level) -> DatabaseSettings {
+        let environment = loadEnvironment()
+        do {
+            let database = try AppConfiguration.databaseSettings(environment: environment)
+            let level = try AppConfiguration.logLevel(environment: environment) ?? defaultLevel
+            return DatabaseSettings(
+                databaseURL: database.url,
+                migrations: try Migrator.migrations(in: database.migrationsDirectory),
+                logLevel: level
+            )
+        } catch {
+            fail("\(error)")
+        }
+    }
+}
+
 /// Prints `message` to standard error and exits with status 1.
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("tessera: \(message)\n".utf8))
@@ -53,7 +76,7 @@ struct Serve: AsyncParsableCommand {
         let migrations: [Migration]
         do {
             configuration = try AppConfiguration(environment: environment)
-            migrations = try Migrator.migrations(in: Migrator.defaultDirectory(environment: environment))
+            migrations = try Migrator.migrations(in: AppConfiguration.databaseSettings(environment: environment).migrationsDirectory)
         } catch {
             fail("\(error)")
         }
@@ -81,19 +104,10 @@ struct Migrate: AsyncParsableCommand {
     )
 
     func run() async throws {
-        let environment = loadEnvironment()
-        let databaseURL: DatabaseURL
-        let migrations: [Migration]
+        let settings = DatabaseSettings.load(defaultLevel: .info)
+        let logger = makeLogger(level: settings.logLevel)
         do {
-            guard let url = environment["DATABASE_URL"], !url.isEmpty else { throw ConfigurationError("DATABASE_URL", "is not set") }
-            databaseURL = try DatabaseURL(url)
-            migrations = try Migrator.migrations(in: Migrator.defaultDirectory(environment: environment))
-        } catch {
-            fail("\(error)")
-        }
-        let logger = makeLogger(level: Logger.Level(rawValue: environment["LOG_LEVEL"]?.lowercased() ?? "") ?? .info)
-        do {
-            let applied = try await Migrator.migrate(databaseURL, migrations: migrations, logger: logger)
+            let applied = try await Migrator.migrate(settings.databaseURL, migrations: settings.migrations, logger: logger)
             print(applied.isEmpty ? "schema is up to date" : "applied: \(applied.joined(separator: ", "))")
         } catch let error as MigrationError {
             fail("\(error)")
@@ -105,19 +119,11 @@ struct Migrate: AsyncParsableCommand {
 
 /// Runs `body` with the PostgreSQL repository named by `DATABASE_URL`, after checking the schema is current.
 func withRepository<Result: Sendable>(_ body: @escaping @Sendable (PostgresTokenRepository, Logger) async throws -> Result) async throws -> Result {
-    let environment = loadEnvironment()
-    let databaseURL: DatabaseURL
-    let migrations: [Migration]
+    let settings = DatabaseSettings.load(defaultLevel: .warning)
+    let logger = makeLogger(level: settings.logLevel)
+    let migrations = settings.migrations
     do {
-        guard let url = environment["DATABASE_URL"], !url.isEmpty else { throw ConfigurationError("DATABASE_URL", "is not set") }
-        databaseURL = try DatabaseURL(url)
-        migrations = try Migrator.migrations(in: Migrator.defaultDirectory(environment: environment))
-    } catch {
-        fail("\(error)")
-    }
-    let logger = makeLogger(level: Logger.Level(rawValue: environment["LOG_LEVEL"]?.lowercased() ?? "") ?? .warning)
-    do {
-        return try await withPostgresClient(databaseURL, logger: logger) { client in
+        return try await withPostgresClient(settings.databaseURL, logger: logger) { client in
             try await Migrator(client: client, migrations: migrations).checkSchemaIsCurrent(logger: logger)
             return try await body(PostgresTokenRepository(client: client, timeout: .seconds(30)), logger)
         }
@@ -128,9 +134,12 @@ func withRepository<Result: Sendable>(_ body: @escaping @Sendable (PostgresToken
     }
 }
 
-/// The actor recorded in audit rows for break-glass commands: `cli:<login name>`.
+/// The actor recorded in audit rows for break-glass commands: `cli:<login name>`, from the environment or, where
+/// it is unset (as in many containers), from the user database.
 var commandLineActor: String {
-    "cli:\(ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.environment["LOGNAME"] ?? "unknown")"
+    let environment = ProcessInfo.processInfo.environment
+    let name = environment["USER"] ?? environment["LOGNAME"] ?? getpwuid(getuid()).flatMap { String(cString: $0.pointee.pw_name) } ?? "uid\(getuid())"
+    return "cli:\(name)"
 }
 
 struct TokensCommand: AsyncParsableCommand {
@@ -213,14 +222,16 @@ struct Purge: AsyncParsableCommand {
     var age: String
 
     func validate() throws {
-        guard Self.seconds(age) != nil else { throw ValidationError("--expired-before must look like 30d, 12h, 90m or 3600s") }
+        guard Self.seconds(age) != nil else { throw ValidationError("--expired-before must look like 30d, 12h, 90m or 3600s (at most 100 years)") }
     }
 
-    /// Seconds in `30d`, `12h`, `90m` or `3600s`.
+    /// Seconds in `30d`, `12h`, `90m` or `3600s`, up to 100 years.
     static func seconds(_ text: String) -> Int? {
-        guard let unit = text.last, let number = Int(text.dropLast()), number >= 0 else { return nil }
-        let multiplier = ["d": 86_400, "h": 3_600, "m": 60, "s": 1][String(unit)]
-        return multiplier.map { number * $0 }
+        guard let unit = text.last, let number = Int(text.dropLast()), number >= 0,
+            let multiplier = ["d": 86_400, "h": 3_600, "m": 60, "s": 1][String(unit)]
+        else { return nil }
+        let (seconds, overflow) = number.multipliedReportingOverflow(by: multiplier)
+        return overflow || seconds > 100 * 365 * 86_400 ? nil : seconds
     }
 
     func run() async throws {

@@ -94,6 +94,9 @@ struct ConfigurationTests {
         #expect(!url.description.contains("p/w"))
         #expect(try DatabaseURL("postgresql://tokenuser:tokenpass@localhost:5432/tokens_db").tlsMode == .prefer)
         #expect(try DatabaseURL("postgresql://u@/db?host=/var/run/postgresql").host == "/var/run/postgresql")
+        let pinned = try DatabaseURL("postgresql://u@db/x?sslrootcert=/etc/ssl/db-ca.pem")
+        #expect(pinned.tlsMode == .verifyFull && pinned.rootCertificatePath == "/etc/ssl/db-ca.pem")
+        #expect(throws: ConfigurationError.self) { try DatabaseURL("postgresql://u@db/x?sslcert=/client.pem") }
     }
 
     @Test func dotEnvFilesAreParsedAndRealVariablesWin() {

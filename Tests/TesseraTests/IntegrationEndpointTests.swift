@@ -38,7 +38,10 @@ struct IntegrationEndpointTests {
             #expect(missingScope.status == .forbidden)
             #expect(missingScope.headers[.wwwAuthenticate]?.contains(#"error="insufficient_scope""#) == true)
 
-            for candidate in [nil, "tsr_wrong", AccessToken.generate(prefix: .default).secret] as [String?] {
+            let missing = try await forwardAuth(api, token: nil)
+            #expect(missing.status == .unauthorized)
+            #expect(missing.headers[.wwwAuthenticate] == #"Bearer realm="tessera""#)  // RFC 6750: no error code without a token
+            for candidate in ["tsr_wrong", AccessToken.generate(prefix: .default).secret] {
                 let refused = try await forwardAuth(api, token: candidate)
                 #expect(refused.status == .unauthorized)
                 #expect(refused.headers[.wwwAuthenticate]?.contains(#"error="invalid_token""#) == true)
@@ -46,6 +49,33 @@ struct IntegrationEndpointTests {
             _ = try await api.send(.delete, "/api/tokens/\(created["id"] as! String)")
             #expect(try await forwardAuth(api, token: token).status == .unauthorized)
             #expect(try await api.send(.get, "/api/auth", key: nil, headers: [.authorization: "Bearer \(token)"]).status == .unauthorized)
+        }
+    }
+
+    @Test func endUsersCannotSpendTheProxysFailureBudget() async throws {
+        var limits = RateLimitSettings()
+        limits.authFailures = RateLimitPolicy(name: "auth-failures", quota: 2, window: 60)
+        let app = buildApplication(try Fixtures.configuration(rateLimits: limits), repository: MemoryTokenRepository(), logger: Fixtures.logger)
+        try await app.test(.router) { client in
+            let api = APIClient(client: client)
+            for authorization in ["Token abc", "Bearer two words", "Digest x", "Bearer tsr_nope"] {
+                let response = try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: [.authorization: authorization])
+                #expect(response.status == .unauthorized, "\(authorization)")
+            }
+            #expect(try await api.send(.get, "/api/tokens?userId=u").status == .ok)
+            let created = try await api.createToken()
+            let allowed = try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: [.authorization: "Bearer \(created["token"] as! String)"])
+            #expect(allowed.status == .noContent)
+        }
+    }
+
+    @Test func aRotatedTokenCannotBeRotatedAgain() async throws {
+        try await withAPI { api in
+            let id = try #require(try await api.createToken()["id"] as? String)
+            #expect(try await api.send(.post, "/api/tokens/\(id)/rotate", json: #"{"graceSeconds":600}"#).status == .created)
+            let again = try await api.send(.post, "/api/tokens/\(id)/rotate", json: #"{"graceSeconds":600}"#)
+            #expect(again.status == .conflict)
+            #expect(again.json["type"] as? String == "urn:tessera:problem:token-already-rotated")
         }
     }
 

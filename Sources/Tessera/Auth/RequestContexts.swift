@@ -74,6 +74,8 @@ struct APIKeyAuthenticator: AuthenticatorMiddleware {
     let keys: APIKeyRing
     let failures: GCRALimiter
     let metrics: ServiceMetrics
+    /// Whether `Authorization` may carry the key; off where that header carries something else (forward auth).
+    var readsAuthorizationHeader = true
 
     func authenticate(request: Request, context: Context) async throws -> Caller? {
         let client = ClientAddressResolver.limiterKey(for: context.clientAddress)
@@ -83,7 +85,7 @@ struct APIKeyAuthenticator: AuthenticatorMiddleware {
             metrics.recordRateLimited(policy: failures.policy.name)
             throw APIError.tooManyRequests(standing, policy: failures.policy)
         }
-        let presented = Self.credentials(in: request)
+        let presented = Self.credentials(in: request, readingAuthorization: readsAuthorizationHeader)
         guard case .key(let key, let name) = presented, let caller = keys.caller(presenting: key), name == nil || name == caller.name else {
             let decision = failures.acquire(client)
             context.logger.notice("authentication failed", metadata: ["client": "\(context.clientAddress)", "reason": "\(presented)"])
@@ -121,9 +123,9 @@ struct APIKeyAuthenticator: AuthenticatorMiddleware {
     /// The key from `X-API-Key`, else from `Authorization` (`Bearer <key>`, or `Basic` of `name:key`).
     ///
     /// `X-API-Key` wins so that a proxy can authenticate with it while `Authorization` carries something else.
-    static func credentials(in request: Request) -> Credentials {
+    static func credentials(in request: Request, readingAuthorization: Bool = true) -> Credentials {
         var fromAuthorization: Credentials = .none
-        if let authorization = request.headers[.authorization] {
+        if readingAuthorization, let authorization = request.headers[.authorization] {
             if let token = bearerToken(authorization) {
                 fromAuthorization = .key(String(token), name: nil)
             } else if let (name, secret) = basicCredentials(authorization) {

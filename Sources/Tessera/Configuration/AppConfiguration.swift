@@ -69,14 +69,32 @@ public struct AppConfiguration: Sendable {
         self.publicDirectory = publicDirectory
     }
 
+    /// `DATABASE_URL` and `MIGRATIONS_DIR` (default `migrations`): all the database commands need.
+    public static func databaseSettings(environment: [String: String]) throws -> (url: DatabaseURL, migrationsDirectory: String) {
+        guard let url = trimmedValue("DATABASE_URL", in: environment) else { throw ConfigurationError("DATABASE_URL", "is not set") }
+        return (try DatabaseURL(url), trimmedValue("MIGRATIONS_DIR", in: environment) ?? "migrations")
+    }
+
+    /// `LOG_LEVEL`, or `nil` when unset.
+    public static func logLevel(environment: [String: String]) throws -> Logger.Level? {
+        try trimmedValue("LOG_LEVEL", in: environment).map { text in
+            guard let level = Logger.Level(rawValue: text.lowercased()) else {
+                throw ConfigurationError("LOG_LEVEL", "must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return level
+        }
+    }
+
+    /// The variable's value without surrounding white space, or `nil` when unset or blank.
+    static func trimmedValue(_ name: String, in environment: [String: String]) -> String? {
+        guard let text = environment[name]?.trimmingWhitespace(), !text.isEmpty else { return nil }
+        return String(text)
+    }
+
     /// Reads and validates the configuration, throwing a ``ConfigurationError`` that names the first bad variable.
     public init(environment: [String: String]) throws {
-        func value(_ name: String) -> String? {
-            guard let text = environment[name]?.trimmingWhitespace(), !text.isEmpty else { return nil }
-            return String(text)
-        }
-        guard let url = value("DATABASE_URL") else { throw ConfigurationError("DATABASE_URL", "is not set") }
-        let databaseURL = try DatabaseURL(url)
+        func value(_ name: String) -> String? { Self.trimmedValue(name, in: environment) }
+        let databaseURL = try Self.databaseSettings(environment: environment).url
         let hasher = try Self.parseHasher(key: value("TOKEN_HASH_KEY"), keyID: value("TOKEN_HASH_KEY_ID"), oldKeys: value("TOKEN_HASH_OLD_KEYS"))
         let apiKeys = try APIKeyRing.parse(apiKey: value("API_KEY"), apiKeys: value("API_KEYS"))
         let port = try value("PORT").map { text in
@@ -87,12 +105,7 @@ public struct AppConfiguration: Sendable {
             guard let prefix = TokenPrefix(text) else { throw ConfigurationError("TOKEN_PREFIX", "must be 2-12 characters of [a-z0-9]") }
             return prefix
         } ?? .default
-        let logLevel = try value("LOG_LEVEL").map { text in
-            guard let level = Logger.Level(rawValue: text.lowercased()) else {
-                throw ConfigurationError("LOG_LEVEL", "must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return level
-        } ?? .info
+        let logLevel = try Self.logLevel(environment: environment) ?? .info
         func wholeNumber(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
             guard let text = value(name) else { return fallback }
             guard let number = Int(text), range.contains(number) else {

@@ -24,6 +24,8 @@ public struct DatabaseURL: Sendable, CustomStringConvertible {
     public var database: String
     /// The TLS mode.
     public var tlsMode: TLSMode
+    /// A PEM file of CA certificates to verify the server against (`sslrootcert`), instead of the system's.
+    public var rootCertificatePath: String?
 
     /// Parses `text`, throwing a ``ConfigurationError`` that names `DATABASE_URL` (never its password).
     public init(_ text: String) throws {
@@ -44,7 +46,12 @@ public struct DatabaseURL: Sendable, CustomStringConvertible {
         }
         let port = components.port ?? 5432
         guard (1...65535).contains(port) else { throw invalid("has a port outside 1-65535") }
-        let mode = query["sslmode"] ?? "prefer"
+        let known: Set<String> = ["sslmode", "sslrootcert", "host"]
+        if let unknown = query.keys.sorted().first(where: { !known.contains($0) }) {
+            throw invalid("has the parameter \(unknown), which Tessera does not read (it reads sslmode, sslrootcert and host)")
+        }
+        self.rootCertificatePath = query["sslrootcert"]
+        let mode = query["sslmode"] ?? (rootCertificatePath == nil ? "prefer" : "verify-full")
         switch mode {
         case "verify-ca": self.tlsMode = .verifyFull
         default:
@@ -82,7 +89,9 @@ public struct DatabaseURL: Sendable, CustomStringConvertible {
             configuration.certificateVerification = .none
             return .require(configuration)
         case .verifyFull:
-            return .require(.makeClientConfiguration())
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let rootCertificatePath { configuration.trustRoots = .file(rootCertificatePath) }
+            return .require(configuration)
         }
     }
 

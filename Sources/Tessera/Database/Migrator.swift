@@ -22,7 +22,6 @@ public enum MigrationError: Error, CustomStringConvertible, Equatable {
     case badFileName(String)
     case duplicateVersion(Int)
     case edited(name: String)
-    case unknownVersion(Int)
     case outdated(pending: [String])
 
     public var description: String {
@@ -31,7 +30,6 @@ public enum MigrationError: Error, CustomStringConvertible, Equatable {
         case .badFileName(let name): "migration file \(name) must be named NNNN_description.sql"
         case .duplicateVersion(let version): "two migration files have version \(version)"
         case .edited(let name): "migration \(name) was changed after it was applied; add a new migration instead"
-        case .unknownVersion(let version): "the database has migration \(version), which this build does not know: is it older than the schema?"
         case .outdated(let pending):
             "the database schema is out of date (pending: \(pending.joined(separator: ", "))): run `tessera migrate`, or start with `tessera serve --migrate`"
         }
@@ -69,11 +67,6 @@ public struct Migrator: Sendable {
             migrations.append(Migration(version: version, name: name, sql: String(decoding: data, as: UTF8.self)))
         }
         return migrations
-    }
-
-    /// The default migrations folder: `MIGRATIONS_DIR`, else `migrations` in the working directory.
-    public static func defaultDirectory(environment: [String: String]) -> String {
-        environment["MIGRATIONS_DIR"] ?? "migrations"
     }
 
     /// Applies every pending migration and returns the names of those applied.
@@ -125,8 +118,11 @@ public struct Migrator: Sendable {
         for migration in migrations {
             if let checksum = recorded[migration.version], checksum != migration.checksum { throw MigrationError.edited(name: migration.name) }
         }
-        if let unknown = recorded.keys.sorted().first(where: { version in !migrations.contains { $0.version == version } }) {
-            throw MigrationError.unknownVersion(unknown)
+        // Migrations are forward-only and additive, so a database a newer build has migrated still serves this
+        // one: during a rolling upgrade the old instances stay ready.
+        let newer = recorded.keys.sorted().filter { version in !migrations.contains { $0.version == version } }
+        if !newer.isEmpty {
+            logger.notice("the database has migrations this build does not know; a newer build has migrated it", metadata: ["versions": "\(newer)"])
         }
         let pending = migrations.filter { recorded[$0.version] == nil }.map(\.name)
         guard pending.isEmpty else { throw MigrationError.outdated(pending: pending) }

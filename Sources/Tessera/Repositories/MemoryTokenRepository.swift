@@ -8,6 +8,7 @@ public actor MemoryTokenRepository: TokenRepository {
     /// Every audit row written, oldest first.
     public private(set) var auditTrail: [AuditEvent] = []
     private var lastCreatedAt: Int64 = 0
+    private var replaced: Set<UUID> = []
 
     /// Creates an empty repository.
     public init() {}
@@ -80,6 +81,7 @@ public actor MemoryTokenRepository: TokenRepository {
         let now = Date()
         let status = old.status(at: now)
         guard status == .active else { return .notActive(status) }
+        guard !replaced.contains(id) else { return .alreadyRotated }
         guard !records.values.contains(where: { $0.digest.bytes == digest.bytes }) else { throw RepositoryError.duplicateDigest }
         lastCreatedAt = max(lastCreatedAt + 1, now.microsecondsSince1970)
         var new = old
@@ -92,6 +94,7 @@ public actor MemoryTokenRepository: TokenRepository {
         old.expiresAt = min(old.expiresAt, now.addingTimeInterval(Double(graceSeconds)))
         records[id] = old
         records[new.id] = new
+        replaced.insert(id)
         recordAudit(action: "token.rotate", actor: actor, token: old)
         recordAudit(action: "token.create", actor: actor, token: new)
         return .rotated(new)

@@ -152,14 +152,15 @@ public struct PostgresTokenRepository: TokenRepository {
         try await bounded {
             try await client.inTransaction(logger: logger) { connection in
                 let current = try await connection.query(
-                    "SELECT revoked_at IS NOT NULL, expires_at <= now() FROM tokens WHERE id = \(id) FOR UPDATE",
+                    "SELECT revoked_at IS NOT NULL, expires_at <= now(), replaced_by IS NOT NULL FROM tokens WHERE id = \(id) FOR UPDATE",
                     logger: logger
                 )
-                var state: (revoked: Bool, expired: Bool)?
-                for try await (revoked, expired) in current.decode((Bool, Bool).self) { state = (revoked, expired) }
+                var state: (revoked: Bool, expired: Bool, replaced: Bool)?
+                for try await (revoked, expired, replaced) in current.decode((Bool, Bool, Bool).self) { state = (revoked, expired, replaced) }
                 guard let state else { return .notFound }
                 if state.revoked { return .notActive(.revoked) }
                 if state.expired { return .notActive(.expired) }
+                if state.replaced { return .alreadyRotated }
                 let inserted = try await connection.query(
                     """
                     INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by)
@@ -171,7 +172,10 @@ public struct PostgresTokenRepository: TokenRepository {
                 )
                 guard let record = try await Self.decodeRecords(inserted).first else { throw PostgresTokenRepositoryError.missingReturnedRow }
                 try await connection.query(
-                    "UPDATE tokens SET expires_at = LEAST(expires_at, now() + make_interval(secs => \(graceSeconds)::int4)) WHERE id = \(id)",
+                    """
+                    UPDATE tokens SET expires_at = LEAST(expires_at, now() + make_interval(secs => \(graceSeconds)::int4)), replaced_by = \(record.id)
+                    WHERE id = \(id)
+                    """,
                     logger: logger
                 )
                 try await Self.recordAudit(

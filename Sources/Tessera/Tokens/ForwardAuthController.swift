@@ -19,15 +19,18 @@ struct ForwardAuthController {
     @Sendable func check(_ request: Request, context: VerifierRequestContext) async throws -> Response {
         var reader = QueryReader(request.uri.queryParameters, allowed: ["scope"])
         let scopes = request.uri.queryParameters.getAll("scope")
-        for (index, scope) in scopes.enumerated() where !Scope.isValid(scope) {
-            reader.fail("scope[\(index)]", "must be 1 to \(Scope.maximumLength) characters of A-Z a-z 0-9 . _ : / * -")
+        for (index, scope) in scopes.enumerated() {
+            if !Scope.isValid(scope) {
+                reader.fail("scope[\(index)]", "must be 1 to \(Scope.maximumLength) characters of A-Z a-z 0-9 . _ : / * -")
+            } else if scopes[..<index].contains(scope) {
+                reader.fail("scope[\(index)]", "repeats the scope '\(scope)'")
+            }
         }
         if scopes.count > Scope.maximumCount { reader.fail("scope", "may be given at most \(Scope.maximumCount) times") }
         guard reader.errors.isEmpty else { throw APIError.validation(reader.errors) }
 
-        guard let authorization = request.headers[.authorization], let token = APIKeyAuthenticator.bearerToken(authorization) else {
-            throw APIError.tokenRejected(.malformed, requiredScopes: scopes)
-        }
+        guard let authorization = request.headers[.authorization] else { throw APIError.tokenMissing }
+        guard let token = APIKeyAuthenticator.bearerToken(authorization) else { throw APIError.tokenRejected(.malformed, requiredScopes: scopes) }
         switch try await service.verify(String(token), requiredScopes: scopes, logger: context.logger) {
         case .active(let record):
             return Response(
@@ -46,6 +49,14 @@ struct ForwardAuthController {
 }
 
 extension APIError {
+    /// `401` with a bare challenge (RFC 6750 3.1): the request carried no token at all.
+    static let tokenMissing = APIError(
+        .unauthorized,
+        type: "urn:tessera:problem:invalid-token",
+        detail: "Send the token to check as Authorization: Bearer <token>.",
+        headers: [.wwwAuthenticate: #"Bearer realm="tessera""#]
+    )
+
     /// `401` (`error="invalid_token"`) for a token that is not active, `403` (`error="insufficient_scope"`) for one
     /// that lacks a required scope: RFC 6750's challenges, so proxies and clients can tell them apart.
     static func tokenRejected(_ reason: InactiveReason, requiredScopes: [String]) -> APIError {

@@ -91,6 +91,8 @@ struct TokenController {
             )
         } catch RotationError.notFound {
             throw APIError.tokenNotFound
+        } catch RotationError.alreadyRotated {
+            throw APIError(.conflict, type: "urn:tessera:problem:token-already-rotated", detail: "This token was rotated before; rotate its replacement instead.")
         } catch RotationError.notActive(let status) {
             throw APIError(.conflict, type: "urn:tessera:problem:token-not-active", detail: "Only an active token can be rotated; this one is \(status.rawValue).")
         }

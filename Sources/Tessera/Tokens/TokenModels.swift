@@ -87,6 +87,8 @@ public enum RotationOutcome: Sendable, Equatable {
     case notFound
     /// The token is revoked or expired, so there is nothing to rotate.
     case notActive(TokenStatus)
+    /// The token was rotated before (it may still be in its grace period); rotate its replacement instead.
+    case alreadyRotated
 }
 
 /// Why a token could not be rotated.
@@ -95,6 +97,8 @@ public enum RotationError: Error, Equatable {
     case notFound
     /// The token is revoked or expired.
     case notActive(TokenStatus)
+    /// The token was rotated before.
+    case alreadyRotated
 }
 
 /// A position in a listing ordered newest first: the last token's creation time and id.

@@ -127,6 +127,7 @@ public struct TokenService: Sendable {
         switch outcome {
         case .notFound: throw RotationError.notFound
         case .notActive(let status): throw RotationError.notActive(status)
+        case .alreadyRotated: throw RotationError.alreadyRotated
         case .rotated(let record):
             logger.info(
                 "token rotated",
