@@ -25,7 +25,18 @@ public func buildApplication(
     var repository = PostgresTokenRepository(client: client, timeout: configuration.databaseTimeout)
     repository.inFlight = Meter(label: "tessera_db_operations_in_flight")
     let timeout = configuration.databaseTimeout
-    var app = buildApplication(configuration, repository: repository, services: [client], metricsRegistry: metricsRegistry, logger: logger) { logger in
+    let cache = configuration.verifyCache.map { VerificationCache(timeToLive: $0.timeToLive, capacity: $0.capacity) }
+    var services: [any Service] = [client]
+    if let cache { services.append(InvalidationListener(databaseURL: configuration.databaseURL, cache: cache, logger: logger)) }
+    var rateLimiters: RateLimiters?
+    if configuration.rateLimits.sharedInPostgres {
+        rateLimiters = RateLimiters(configuration.rateLimits, client: client, timeout: configuration.databaseTimeout)
+        services.append(RateLimitSweeper(client: client, logger: logger))
+    }
+    var app = buildApplication(
+        configuration, repository: repository, services: services, cache: cache, rateLimiters: rateLimiters,
+        metricsRegistry: metricsRegistry, logger: logger
+    ) { logger in
         // Ready when PostgreSQL answers within the timeout and the schema is current.
         (try? await withDeadline(timeout, "readiness check timed out") { try await migrator.checkSchemaIsCurrent(logger: logger) }) != nil
     }
@@ -49,18 +60,20 @@ public func buildApplication(
     _ configuration: AppConfiguration,
     repository: some TokenRepository,
     services: [any Service] = [],
+    cache: VerificationCache? = nil,
+    rateLimiters: RateLimiters? = nil,
     metricsRegistry: PrometheusCollectorRegistry? = nil,
     logger: Logger,
     isReady: @escaping @Sendable (Logger) async -> Bool = { _ in true }
 ) -> Application<RouterResponder<TesseraRequestContext>> {
-    let rateLimiters = RateLimiters(configuration.rateLimits)
+    let rateLimiters = rateLimiters ?? RateLimiters(configuration.rateLimits)
     let metrics = ServiceMetrics(
         rateLimitPolicies: [rateLimiters.admin, rateLimiters.verify, rateLimiters.authFailures].map(\.policy.name),
         databasePoolSize: configuration.databasePoolSize
     )
     let usage = UsageRecorder(repository: repository, interval: configuration.lastUsedFlushInterval, logger: logger)
     let service = TokenService(
-        repository: repository, hasher: configuration.hasher, prefix: configuration.tokenPrefix, usage: usage, metrics: metrics)
+        repository: repository, hasher: configuration.hasher, prefix: configuration.tokenPrefix, usage: usage, metrics: metrics, cache: cache)
     let router = buildRouter(
         service: service,
         configuration: configuration,

@@ -72,14 +72,14 @@ extension TesseraRequestContext {
 struct APIKeyAuthenticator: AuthenticatorMiddleware {
     typealias Context = TesseraRequestContext
     let keys: APIKeyRing
-    let failures: GCRALimiter
+    let failures: any RateLimitStore
     let metrics: ServiceMetrics
     /// Whether `Authorization` may carry the key; off where that header carries something else (forward auth).
     var readsAuthorizationHeader = true
 
     func authenticate(request: Request, context: Context) async throws -> Caller? {
         let client = ClientAddressResolver.limiterKey(for: context.clientAddress)
-        let standing = failures.check(client)
+        let standing = try await failures.check(client, logger: context.logger)
         guard standing.allowed else {
             context.logger.notice("authentication refused: too many failures", metadata: ["client": "\(context.clientAddress)"])
             metrics.recordRateLimited(policy: failures.policy.name)
@@ -87,7 +87,7 @@ struct APIKeyAuthenticator: AuthenticatorMiddleware {
         }
         let presented = Self.credentials(in: request, readingAuthorization: readsAuthorizationHeader)
         guard case .key(let key, let name) = presented, let caller = keys.caller(presenting: key), name == nil || name == caller.name else {
-            let decision = failures.acquire(client)
+            let decision = try await failures.acquire(client, logger: context.logger)
             context.logger.notice("authentication failed", metadata: ["client": "\(context.clientAddress)", "reason": "\(presented)"])
             guard decision.allowed else {
                 metrics.recordRateLimited(policy: failures.policy.name)

@@ -33,6 +33,8 @@ public struct AppConfiguration: Sendable {
     public var lastUsedFlushInterval: Duration
     /// Where the management page's files are (`PUBLIC_DIR`).
     public var publicDirectory: String
+    /// The verification cache's entry lifetime and size, or `nil` when it is off (`VERIFY_CACHE=off`).
+    public var verifyCache: (timeToLive: Duration, capacity: Int)?
 
     /// Creates a configuration from already validated parts (tests use this directly).
     public init(
@@ -50,7 +52,8 @@ public struct AppConfiguration: Sendable {
         shutdownGracePeriod: Duration = .seconds(25),
         maximumBodySize: Int = 64 * 1024,
         lastUsedFlushInterval: Duration = .seconds(5),
-        publicDirectory: String = "public"
+        publicDirectory: String = "public",
+        verifyCache: (timeToLive: Duration, capacity: Int)? = nil
     ) {
         self.databaseURL = databaseURL
         self.hasher = hasher
@@ -67,6 +70,7 @@ public struct AppConfiguration: Sendable {
         self.maximumBodySize = maximumBodySize
         self.lastUsedFlushInterval = lastUsedFlushInterval
         self.publicDirectory = publicDirectory
+        self.verifyCache = verifyCache
     }
 
     /// `DATABASE_URL` and `MIGRATIONS_DIR` (default `migrations`): all the database commands need.
@@ -120,6 +124,12 @@ public struct AppConfiguration: Sendable {
         let shutdownGrace = try wholeNumber("SHUTDOWN_GRACE_SECONDS", default: 25, range: 0...600)
         let maximumBodySize = try wholeNumber("MAX_BODY_BYTES", default: 64 * 1024, range: 1024...1_048_576)
         let lastUsedFlush = try wholeNumber("LAST_USED_FLUSH_SECONDS", default: 5, range: 1...60)
+        let cacheOn = try value("VERIFY_CACHE").map { text in
+            guard let on = ["on": true, "off": false][text.lowercased()] else { throw ConfigurationError("VERIFY_CACHE", "must be on or off") }
+            return on
+        } ?? true
+        let cacheSeconds = try wholeNumber("VERIFY_CACHE_TTL_SECONDS", default: 5, range: 1...300)
+        let cacheEntries = try wholeNumber("VERIFY_CACHE_MAX_ENTRIES", default: 100_000, range: 100...10_000_000)
         self.init(
             databaseURL: databaseURL,
             hasher: hasher,
@@ -135,7 +145,8 @@ public struct AppConfiguration: Sendable {
             shutdownGracePeriod: .seconds(shutdownGrace),
             maximumBodySize: maximumBodySize,
             lastUsedFlushInterval: .seconds(lastUsedFlush),
-            publicDirectory: value("PUBLIC_DIR") ?? "public"
+            publicDirectory: value("PUBLIC_DIR") ?? "public",
+            verifyCache: cacheOn ? (.seconds(cacheSeconds), cacheEntries) : nil
         )
     }
 

@@ -75,24 +75,38 @@ public struct DatabaseURL: Sendable, CustomStringConvertible {
         return .init(host: host, port: port, username: username, password: password, database: database, tls: tls)
     }
 
+    /// The configuration of a single dedicated connection, such as the one that LISTENs for invalidations.
+    public func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        if host.hasPrefix("/") {
+            return .init(unixSocketPath: "\(host)/.s.PGSQL.\(port)", username: username, password: password, database: database)
+        }
+        let tls: PostgresConnection.Configuration.TLS =
+            switch tlsMode {
+            case .disable: .disable
+            case .prefer: .prefer(try NIOSSLContext(configuration: tlsConfiguration))
+            case .require, .verifyFull: .require(try NIOSSLContext(configuration: tlsConfiguration))
+            }
+        return .init(host: host, port: port, username: username, password: password, database: database, tls: tls)
+    }
+
     private var tls: PostgresClient.Configuration.TLS {
         switch tlsMode {
-        case .disable:
-            return .disable
-        case .prefer:
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            configuration.certificateVerification = .none
-            return .prefer(configuration)
-        case .require:
-            // As libpq's `require`: encrypted, but the certificate is not checked.
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            configuration.certificateVerification = .none
-            return .require(configuration)
-        case .verifyFull:
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            if let rootCertificatePath { configuration.trustRoots = .file(rootCertificatePath) }
-            return .require(configuration)
+        case .disable: .disable
+        case .prefer: .prefer(tlsConfiguration)
+        case .require, .verifyFull: .require(tlsConfiguration)
         }
+    }
+
+    /// The TLS settings for `tlsMode`: `prefer` and `require` encrypt without checking the certificate (as libpq's
+    /// modes of those names do); `verify-full` checks it against the system's or `sslrootcert`'s CAs.
+    private var tlsConfiguration: TLSConfiguration {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if tlsMode == .verifyFull {
+            if let rootCertificatePath { configuration.trustRoots = .file(rootCertificatePath) }
+        } else {
+            configuration.certificateVerification = .none
+        }
+        return configuration
     }
 
     /// The URL with its password masked, safe to log.

@@ -1,21 +1,29 @@
 import HTTPTypes
 import Hummingbird
+import PostgresNIO
 
 /// The limiters of a running service: one budget per API key for admin routes and for verification, and one per
 /// client address for failed or missing authentication.
 public struct RateLimiters: Sendable {
     /// Admin routes, keyed by API key name.
-    public let admin: GCRALimiter
+    public let admin: any RateLimitStore
     /// Verification, keyed by API key name.
-    public let verify: GCRALimiter
+    public let verify: any RateLimitStore
     /// Failed or missing authentication, keyed by client address (IPv6 by /64).
-    public let authFailures: GCRALimiter
+    public let authFailures: any RateLimitStore
 
-    /// Creates limiters from their settings.
+    /// Limiters in process memory.
     public init(_ settings: RateLimitSettings) {
         admin = GCRALimiter(policy: settings.admin, capacity: settings.maximumTrackedKeys)
         verify = GCRALimiter(policy: settings.verify, capacity: settings.maximumTrackedKeys)
         authFailures = GCRALimiter(policy: settings.authFailures, capacity: settings.maximumTrackedKeys)
+    }
+
+    /// Limiters whose state is in PostgreSQL, shared by every instance using `client`'s database.
+    public init(_ settings: RateLimitSettings, client: PostgresClient, timeout: Duration) {
+        admin = PostgresRateLimitStore(policy: settings.admin, client: client, timeout: timeout)
+        verify = PostgresRateLimitStore(policy: settings.verify, client: client, timeout: timeout)
+        authFailures = PostgresRateLimitStore(policy: settings.authFailures, client: client, timeout: timeout)
     }
 }
 
@@ -32,6 +40,8 @@ public struct RateLimitSettings: Sendable, Equatable {
     public var authFailures = RateLimitPolicy(name: "auth-failures", quota: 20, window: 60)
     /// Keys tracked per limiter before the least recently seen is forgotten.
     public var maximumTrackedKeys = 100_000
+    /// Whether budgets are shared through PostgreSQL (`RATE_LIMIT_STORE=postgres`) instead of kept in memory.
+    public var sharedInPostgres = false
 
     /// The defaults: 600 admin requests and 60,000 verifications a minute per key; 20 failed authentications a minute per client.
     public init() {}
@@ -52,6 +62,12 @@ public struct RateLimitSettings: Sendable, Equatable {
         guard authFailures.quota <= Self.maximumAuthFailureQuota else {
             throw ConfigurationError("RATE_LIMIT_AUTH_FAILURES", "may allow at most \(Self.maximumAuthFailureQuota) failures before blocking")
         }
+        if let text = value("RATE_LIMIT_STORE") {
+            guard let shared = ["memory": false, "postgres": true][text.lowercased()] else {
+                throw ConfigurationError("RATE_LIMIT_STORE", "must be memory or postgres")
+            }
+            sharedInPostgres = shared
+        }
         if let text = value("RATE_LIMIT_MAX_KEYS") {
             guard let keys = Int(text), (1_000...10_000_000).contains(keys) else {
                 throw ConfigurationError("RATE_LIMIT_MAX_KEYS", "must be a number from 1000 to 10000000")
@@ -71,11 +87,11 @@ extension VerifierRequestContext: CallerRequestContext {}
 
 /// Spends one request of the caller's budget, answering `429` when it is spent, and reports the budget in headers.
 struct RateLimitMiddleware<Context: CallerRequestContext>: RouterMiddleware {
-    let limiter: GCRALimiter
+    let limiter: any RateLimitStore
     let metrics: ServiceMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let decision = limiter.acquire(context.caller.name)
+        let decision = try await limiter.acquire(context.caller.name, logger: context.logger)
         guard decision.allowed else {
             context.logger.notice("rate limited", metadata: ["caller": "\(context.caller.name)", "policy": "\(limiter.policy.name)"])
             metrics.recordRateLimited(policy: limiter.policy.name)

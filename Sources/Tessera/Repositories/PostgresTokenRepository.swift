@@ -28,12 +28,12 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     /// The columns every token query selects, in the order ``decodeRecords(_:)`` reads them.
-    private static let columns = """
+    static let columns = """
         id, user_id, scopes, secret_hash, hash_key_id, display_prefix, name,
         (extract(epoch FROM created_at) * 1000000)::int8, expires_at, revoked_at, last_used_at, created_by
         """
 
-    private typealias Row = (UUID, String, [String], ByteBuffer, Int, String, String?, Int64, Date, Date?, Date?, String)
+    typealias Row = (UUID, String, [String], ByteBuffer, Int, String, String?, Int64, Date, Date?, Date?, String)
 
     public func create(_ token: NewToken, logger: Logger) async throws -> TokenRecord {
         try await bounded {
@@ -68,12 +68,28 @@ public struct PostgresTokenRepository: TokenRepository {
 
     public func token(matchingAnyOf digests: [TokenDigest], logger: Logger) async throws -> TokenRecord? {
         try await bounded {
-            let hashes = digests.map { ByteBuffer(bytes: $0.bytes) }
-            let rows = try await client.query(
-                "SELECT \(unescaped: Self.columns) FROM tokens WHERE secret_hash = ANY(\(hashes)) LIMIT 1",
-                logger: logger
-            )
-            return try await Self.decodeRecords(rows).first
+            let rows = try await client.execute(TokenByDigest(hashes: digests.map { ByteBuffer(bytes: $0.bytes) }), logger: logger)
+            for try await row in rows { return Self.record(row) }
+            return nil
+        }
+    }
+
+    /// The verification lookup as a named prepared statement: parsed and planned once per connection, not on every
+    /// request. It is the one statement on the hot path, and the one `scripts/bench` runs through pgbench.
+    struct TokenByDigest: PostgresPreparedStatement {
+        static let sql = "SELECT \(PostgresTokenRepository.columns) FROM tokens WHERE secret_hash = ANY($1) LIMIT 1"
+        typealias Row = PostgresTokenRepository.Row
+
+        var hashes: [ByteBuffer]
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(hashes)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            try row.decode(Row.self)
         }
     }
 
@@ -120,6 +136,7 @@ public struct PostgresTokenRepository: TokenRepository {
                 )
                 if let record = try await Self.decodeRecords(updated).first {
                     try await Self.recordAudit(action: "token.revoke", actor: actor, token: record, on: connection, logger: logger)
+                    try await Self.announceChange(of: record.id.lowercasedString, on: connection, logger: logger)
                     return .revoked(record)
                 }
                 let existing = try await connection.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(id)", logger: logger)
@@ -184,6 +201,7 @@ public struct PostgresTokenRepository: TokenRepository {
                 try await Self.recordAudit(
                     action: "token.create", actor: actor, tokenID: record.id, userID: record.userID,
                     details: ["rotatedFrom": id.lowercasedString], on: connection, logger: logger)
+                try await Self.announceChange(of: id.lowercasedString, on: connection, logger: logger)
                 return .rotated(record)
             }
         }
@@ -226,6 +244,7 @@ public struct PostgresTokenRepository: TokenRepository {
                     "INSERT INTO audit_events (actor, action, details) VALUES (\(actor), 'tokens.purge', \(details)::jsonb)",
                     logger: logger
                 )
+                if count > 0 { try await Self.announceChange(of: TokenChannel.everything, on: connection, logger: logger) }
                 return count
             }
         }
@@ -254,6 +273,11 @@ public struct PostgresTokenRepository: TokenRepository {
         }
     }
 
+    /// Tells every instance's cache, when the transaction commits, that `payload` (a token id, or `*`) changed.
+    private static func announceChange(of payload: String, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query("SELECT pg_notify(\(TokenChannel.name), \(payload))", logger: logger)
+    }
+
     private static func recordAudit(action: String, actor: String, token: TokenRecord, on connection: PostgresConnection, logger: Logger) async throws {
         try await recordAudit(action: action, actor: actor, tokenID: token.id, userID: token.userID, details: [:], on: connection, logger: logger)
     }
@@ -279,25 +303,25 @@ public struct PostgresTokenRepository: TokenRepository {
 
     private static func decodeRecords(_ rows: PostgresRowSequence) async throws -> [TokenRecord] {
         var records: [TokenRecord] = []
-        for try await row in rows.decode(Row.self) {
-            let (id, userID, scopes, hash, keyID, displayPrefix, name, createdAt, expiresAt, revokedAt, lastUsedAt, createdBy) = row
-            records.append(
-                TokenRecord(
-                    id: id,
-                    userID: userID,
-                    scopes: scopes,
-                    digest: TokenDigest(bytes: Array(buffer: hash), keyID: keyID),
-                    displayPrefix: displayPrefix,
-                    name: name,
-                    createdAtMicroseconds: createdAt,
-                    expiresAt: expiresAt,
-                    revokedAt: revokedAt,
-                    lastUsedAt: lastUsedAt,
-                    createdBy: createdBy
-                )
-            )
-        }
+        for try await row in rows.decode(Row.self) { records.append(record(row)) }
         return records
+    }
+
+    private static func record(_ row: Row) -> TokenRecord {
+        let (id, userID, scopes, hash, keyID, displayPrefix, name, createdAt, expiresAt, revokedAt, lastUsedAt, createdBy) = row
+        return TokenRecord(
+            id: id,
+            userID: userID,
+            scopes: scopes,
+            digest: TokenDigest(bytes: Array(buffer: hash), keyID: keyID),
+            displayPrefix: displayPrefix,
+            name: name,
+            createdAtMicroseconds: createdAt,
+            expiresAt: expiresAt,
+            revokedAt: revokedAt,
+            lastUsedAt: lastUsedAt,
+            createdBy: createdBy
+        )
     }
 }
 

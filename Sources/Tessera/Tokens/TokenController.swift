@@ -64,11 +64,8 @@ struct TokenController {
     /// `DELETE /api/tokens/{id}`: `204` whether this call or an earlier one revoked it.
     @Sendable func revoke(_ request: Request, context: AdminRequestContext) async throws -> HTTPResponse.Status {
         let id = try Self.tokenID(context)
-        switch try await service.repository.revoke(id: id, by: context.caller.name, logger: context.logger) {
-        case .revoked:
-            context.logger.info("token revoked", metadata: ["token.id": "\(id.lowercasedString)", "caller": "\(context.caller.name)"])
-            return .noContent
-        case .alreadyRevoked:
+        switch try await service.revoke(id: id, by: context.caller, logger: context.logger) {
+        case .revoked, .alreadyRevoked:
             return .noContent
         case .notFound:
             throw APIError.tokenNotFound

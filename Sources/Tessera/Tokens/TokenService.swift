@@ -51,18 +51,34 @@ public struct TokenService: Sendable {
     let prefix: TokenPrefix
     let usage: UsageRecorder?
     let metrics: ServiceMetrics?
+    let cache: VerificationCache?
 
-    /// Creates a service issuing tokens with `prefix`; successful verifications are noted in `usage`, if given.
-    public init(repository: any TokenRepository, hasher: TokenHasher, prefix: TokenPrefix, usage: UsageRecorder? = nil) {
-        self.init(repository: repository, hasher: hasher, prefix: prefix, usage: usage, metrics: nil)
+    /// Creates a service issuing tokens with `prefix`; successful verifications are noted in `usage`, and
+    /// verified records are kept in `cache`, if given.
+    public init(
+        repository: any TokenRepository,
+        hasher: TokenHasher,
+        prefix: TokenPrefix,
+        usage: UsageRecorder? = nil,
+        cache: VerificationCache? = nil
+    ) {
+        self.init(repository: repository, hasher: hasher, prefix: prefix, usage: usage, metrics: nil, cache: cache)
     }
 
-    init(repository: any TokenRepository, hasher: TokenHasher, prefix: TokenPrefix, usage: UsageRecorder?, metrics: ServiceMetrics?) {
+    init(
+        repository: any TokenRepository,
+        hasher: TokenHasher,
+        prefix: TokenPrefix,
+        usage: UsageRecorder?,
+        metrics: ServiceMetrics?,
+        cache: VerificationCache?
+    ) {
         self.repository = repository
         self.hasher = hasher
         self.prefix = prefix
         self.usage = usage
         self.metrics = metrics
+        self.cache = cache
     }
 
     /// Issues a token: only its digest is stored, and the secret is returned once the row is committed.
@@ -97,11 +113,22 @@ public struct TokenService: Sendable {
 
     private func evaluate(_ candidate: String, requiredScopes: [String], at now: Date, logger: Logger) async throws -> Verification {
         guard let token = AccessToken(parsing: candidate) else { return .inactive(.malformed) }
-        let digests = hasher.candidateDigests(of: token)
-        guard let record = try await repository.token(matchingAnyOf: digests, logger: logger) else { return .inactive(.notFound) }
-        if record.digest.keyID != hasher.currentKey.id {
-            try await repository.rehash(id: record.id, from: record.digest, to: digests[0], logger: logger)
-            logger.info("token rehashed to the current key", metadata: ["token.id": "\(record.id.lowercasedString)", "hash_key.from": "\(record.digest.keyID)"])
+        let current = hasher.digest(of: token)
+        let record: TokenRecord
+        if let cached = cache?.record(for: current.bytes) {
+            record = cached
+        } else {
+            let ticket = cache?.ticket()
+            guard var found = try await repository.token(matchingAnyOf: hasher.candidateDigests(of: token), logger: logger) else {
+                return .inactive(.notFound)
+            }
+            if found.digest.keyID != hasher.currentKey.id {
+                try await repository.rehash(id: found.id, from: found.digest, to: current, logger: logger)
+                logger.info("token rehashed to the current key", metadata: ["token.id": "\(found.id.lowercasedString)", "hash_key.from": "\(found.digest.keyID)"])
+                found.digest = current
+            }
+            if let ticket { cache?.store(found, digest: current.bytes, ticket: ticket) }
+            record = found
         }
         switch record.status(at: now) {
         case .revoked: return .inactive(.revoked)
@@ -110,6 +137,17 @@ public struct TokenService: Sendable {
         }
         guard requiredScopes.allSatisfy({ Scope.covers(record.scopes, $0) }) else { return .inactive(.insufficientScope) }
         return .active(record)
+    }
+
+    /// Revokes the token `id`, evicting it from this instance's cache before answering (other instances hear of
+    /// it through the database's `NOTIFY`).
+    public func revoke(id: UUID, by caller: Caller, logger: Logger) async throws -> RevocationOutcome {
+        let outcome = try await repository.revoke(id: id, by: caller.name, logger: logger)
+        cache?.invalidate(tokenID: id)
+        if case .revoked = outcome {
+            logger.info("token revoked", metadata: ["token.id": "\(id.lowercasedString)", "caller": "\(caller.name)"])
+        }
+        return outcome
     }
 
     /// Replaces an active token with a new one (same user, scopes, name and expiry), shown once; the old token
@@ -124,6 +162,7 @@ public struct TokenService: Sendable {
             by: caller.name,
             logger: logger
         )
+        cache?.invalidate(tokenID: id)
         switch outcome {
         case .notFound: throw RotationError.notFound
         case .notActive(let status): throw RotationError.notActive(status)

@@ -19,6 +19,9 @@ public final class UsageRecorder: Service, Sendable {
     private let repository: any TokenRepository
     private let logger: Logger
     private let pending = Mutex<[UUID: Date]>([:])
+    /// When each recently written token was last written, so records read from a cache (whose `lastUsedAt` is
+    /// stale) are not written again within the minute.
+    private let written = Mutex<[UUID: Date]>([:])
 
     /// Creates a recorder writing to `repository` every `interval`.
     public init(repository: any TokenRepository, interval: Duration = .seconds(5), capacity: Int = 100_000, logger: Logger) {
@@ -31,6 +34,7 @@ public final class UsageRecorder: Service, Sendable {
     /// Notes that `record` verified at `now`, unless its stored `lastUsedAt` is recent enough.
     public func noteUse(of record: TokenRecord, at now: Date) {
         if let lastUsed = record.lastUsedAt, now.timeIntervalSince(lastUsed) < Self.resolution { return }
+        if let lastWritten = written.withLock({ $0[record.id] }), now.timeIntervalSince(lastWritten) < Self.resolution { return }
         pending.withLock { uses in
             guard uses[record.id] != nil || uses.count < capacity else { return }
             uses[record.id] = now
@@ -49,6 +53,10 @@ public final class UsageRecorder: Service, Sendable {
         guard !uses.isEmpty else { return }
         do {
             try await repository.recordUses(uses, logger: logger)
+            written.withLock { written in
+                if written.count + uses.count > capacity { written.removeAll(keepingCapacity: true) }
+                written.merge(uses) { _, new in new }
+            }
         } catch {
             // A failed batch is put back (newest time wins) and tried again at the next flush.
             logger.warning("could not record token use", metadata: ["tokens": "\(uses.count)", "error": "\(String(reflecting: error))"])

@@ -1,0 +1,114 @@
+import Foundation
+import Synchronization
+import TokenCrypto
+
+/// Recently verified token records, keyed by digest, so hot tokens skip the database.
+///
+/// Correctness comes before hits: every revoke, rotate and purge evicts here (on the instance that made it, before
+/// it answers, and on every other instance through PostgreSQL `NOTIFY`); while the notification listener is not
+/// connected the cache is bypassed entirely; and an entry lives at most `timeToLive` even if a notification were
+/// lost. Expiry and scopes are still checked on every verification, against the cached record.
+public final class VerificationCache: Sendable {
+    /// How long an entry may be used.
+    public let timeToLive: Duration
+    /// Most entries kept.
+    public let capacity: Int
+
+    private struct Entry {
+        var record: TokenRecord
+        var storedAt: ContinuousClock.Instant
+    }
+
+    private struct State {
+        var entries: [[UInt8]: Entry] = [:]
+        var digestsByID: [UUID: [UInt8]] = [:]
+        /// Whether invalidations are being received; while not, nothing is read from or written to the cache.
+        var isListening = false
+        /// Bumped by every invalidation: a lookup that began before one must not store what it read.
+        var generation: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// Creates an empty cache; it serves nothing until ``listenerConnected()``.
+    public init(timeToLive: Duration = .seconds(5), capacity: Int = 100_000) {
+        self.timeToLive = timeToLive
+        self.capacity = capacity
+    }
+
+    /// The cached record for `digest`, if the cache is usable and the entry is fresh.
+    func record(for digest: [UInt8]) -> TokenRecord? {
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            guard state.isListening, let entry = state.entries[digest] else { return nil }
+            guard now - entry.storedAt < timeToLive else {
+                state.entries[digest] = nil
+                state.digestsByID[entry.record.id] = nil
+                return nil
+            }
+            return entry.record
+        }
+    }
+
+    /// A ticket to store what a database lookup starting now will find.
+    func ticket() -> UInt64 {
+        state.withLock { $0.generation }
+    }
+
+    /// Stores `record` under `digest`, unless an invalidation happened since `ticket` or the cache is not usable.
+    func store(_ record: TokenRecord, digest: [UInt8], ticket: UInt64) {
+        let now = ContinuousClock.now
+        state.withLock { state in
+            guard state.isListening, state.generation == ticket else { return }
+            if state.entries.count >= capacity, state.entries[digest] == nil, let victim = state.entries.first {
+                state.entries.removeValue(forKey: victim.key)
+                state.digestsByID[victim.value.record.id] = nil
+            }
+            state.entries[digest] = Entry(record: record, storedAt: now)
+            state.digestsByID[record.id] = digest
+        }
+    }
+
+    /// Forgets the token `id`.
+    public func invalidate(tokenID id: UUID) {
+        state.withLock { state in
+            state.generation &+= 1
+            if let digest = state.digestsByID.removeValue(forKey: id) { state.entries[digest] = nil }
+        }
+    }
+
+    /// Forgets everything.
+    public func invalidateAll() {
+        state.withLock { state in
+            state.generation &+= 1
+            state.entries.removeAll(keepingCapacity: true)
+            state.digestsByID.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The listener is receiving invalidations: start from empty (some may have been missed) and serve again.
+    public func listenerConnected() {
+        state.withLock { state in
+            state.generation &+= 1
+            state.entries.removeAll(keepingCapacity: true)
+            state.digestsByID.removeAll(keepingCapacity: true)
+            state.isListening = true
+        }
+    }
+
+    /// The listener lost its connection: bypass the cache until it is back.
+    public func listenerDisconnected() {
+        state.withLock { state in
+            state.generation &+= 1
+            state.isListening = false
+            state.entries.removeAll(keepingCapacity: true)
+            state.digestsByID.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// How many entries are held.
+    public var count: Int { state.withLock { $0.entries.count } }
+
+    /// Whether the cache is serving (its listener is connected).
+    public var isServing: Bool { state.withLock { $0.isListening } }
+}
