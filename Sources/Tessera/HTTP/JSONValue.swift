@@ -1,7 +1,7 @@
 import Foundation
 
-/// Any JSON value, decoded without a schema so that every field can be checked and reported at once.
-enum JSONValue: Decodable, Sendable, Equatable {
+/// Any JSON value, parsed without a schema (by ``JSONParser``) so that every field can be checked and reported at once.
+enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case integer(Int)
@@ -9,25 +9,6 @@ enum JSONValue: Decodable, Sendable, Equatable {
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Int.self) {
-            self = .integer(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
 
     /// The JSON type name, for messages such as "must be a string, not a number".
     var typeName: String {

@@ -11,9 +11,9 @@ extension Request {
         let body = try await collectBody(upTo: maximumSize)
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))
+            value = try JSONParser.parse(Array(body.readableBytesView))
         } catch {
-            throw APIError.malformedBody("The body is not valid JSON.")
+            throw APIError.malformedBody("The body is not valid JSON (or repeats a key, or nests deeper than \(JSONParser.maximumDepth)).")
         }
         guard case .object(let object) = value else { throw APIError.malformedBody("The body must be a JSON object.") }
         return object

@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+
+@testable import Tessera
+
+@Suite("JSON reading and writing")
+struct JSONTests {
+    @Test func parsesWhatRFC8259Allows() throws {
+        let value = try JSONParser.parse(Array(#" {"a": [1, -2.5e3, true, false, null], "b": "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "c": {}} "#.utf8))
+        guard case .object(let object) = value else {
+            Issue.record("not an object")
+            return
+        }
+        #expect(object["a"] == .array([.integer(1), .number(-2500), .bool(true), .bool(false), .null]))
+        #expect(object["b"] == .string("x\"\\/\u{08}\u{0C}\n\r\té😀"))
+        #expect(object["c"] == .object([:]))
+        #expect(try JSONParser.parse(Array("\"héllo\"".utf8)) == .string("héllo"))
+        #expect(try JSONParser.parse(Array("12345678901234567890".utf8)) == .number(12345678901234567890))
+    }
+
+    @Test(arguments: [
+        "", "{", "}", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{a:1}", "'x'", "01", "1.", ".5", "-", "1e", "+1", "tru", "nul", "NaN", "Infinity",
+        "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "\"a\u{01}b\"", "1 2", "{\"a\":1}x", "{\"a\":1,\"a\":2}", "1e999",
+        String(repeating: "[", count: 40) + String(repeating: "]", count: 40),
+    ])
+    func refusesWhatItMustNot(text: String) {
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Array(text.utf8)) }
+    }
+
+    @Test func refusesInvalidUTF8() {
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]) }
+    }
+
+    @Test func handWrittenVerifyAnswersMatchJSONEncoder() throws {
+        struct Expected: Encodable {
+            var active: Bool
+            var tokenId: String
+            var userId: String
+            var scopes: [String]
+            var expiresAt: Date
+            var createdAt: Date
+        }
+        for (user, seconds) in [("u\"ser\\\n\u{01}é", 1_795_934_898.9), ("plain", 0), ("old", -86_400 * 400 + 5), ("leap", 951_782_400)] {
+            let record = TokenRecord(
+                id: UUID(), userID: user, scopes: ["read", "a\"b"], digest: .init(bytes: [1], keyID: 1), displayPrefix: "tsr_abcd", name: nil,
+                createdAtMicroseconds: Int64(seconds * 1_000_000), expiresAt: Date(timeIntervalSince1970: seconds + 3600), revokedAt: nil,
+                lastUsedAt: nil, createdBy: "admin")
+            let written = VerificationController.VerificationResult(.active(record)).json
+            let encoded = try JSONEncoder.api.encode(
+                Expected(active: true, tokenId: record.id.lowercasedString, userId: user, scopes: record.scopes, expiresAt: record.expiresAt,
+                    createdAt: Date(timeIntervalSince1970: (seconds).rounded(.down))))
+            #expect(try JSONSerialization.jsonObject(with: Data(written.utf8)) as? NSDictionary == JSONSerialization.jsonObject(with: encoded) as? NSDictionary)
+        }
+        #expect(VerificationController.VerificationResult(.inactive(.revoked)).json == #"{"active":false,"code":"REVOKED"}"#)
+    }
+}
