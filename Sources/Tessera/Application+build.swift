@@ -144,27 +144,23 @@ func buildRouter(
     let authenticator = APIKeyAuthenticator(keys: configuration.apiKeys, failures: rateLimiters.authFailures, metrics: metrics)
     var proxyAuthenticator = authenticator
     proxyAuthenticator.readsAuthorizationHeader = false  // there it carries the end user's token
-    let api = router.group("api")
-    api.group("tokens/verify").add(middleware: authenticator)
-        .group(context: VerifierRequestContext.self)
-        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.verify, metrics: metrics))
-        .addRoutes(VerificationController(service: service, maximumBodySize: configuration.maximumBodySize).endpoints)
-    api.group("auth").add(middleware: proxyAuthenticator)
-        .group(context: VerifierRequestContext.self)
-        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.verify, metrics: metrics))
-        .addRoutes(ForwardAuthController(service: service).endpoints)
-    router.group("oauth2/introspect").add(middleware: authenticator)
-        .group(context: VerifierRequestContext.self)
-        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.verify, metrics: metrics))
-        .addRoutes(IntrospectionController(service: service, maximumBodySize: configuration.maximumBodySize).endpoints)
-    api.group("tokens").add(middleware: authenticator)
-        .group(context: AdminRequestContext.self)
-        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.admin, metrics: metrics))
-        .addRoutes(TokenController(service: service, maximumBodySize: configuration.maximumBodySize).endpoints)
-    api.group("audit").add(middleware: authenticator)
-        .group(context: AdminRequestContext.self)
-        .add(middleware: RateLimitMiddleware(limiter: rateLimiters.admin, metrics: metrics))
-        .addRoutes(AuditController(repository: service.repository).endpoints)
+    func mount<Context: CallerRequestContext & ChildRequestContext>(
+        _ routes: RouteCollection<Context>,
+        at path: RouterPath,
+        authenticator: APIKeyAuthenticator = authenticator,
+        budget limiter: any RateLimitStore
+    ) where Context.ParentContext == TesseraRequestContext {
+        router.group(path).add(middleware: authenticator)
+            .group(context: Context.self)
+            .add(middleware: RateLimitMiddleware(limiter: limiter, metrics: metrics))
+            .addRoutes(routes)
+    }
+    let bodyLimit = configuration.maximumBodySize
+    mount(VerificationController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens/verify", budget: rateLimiters.verify)
+    mount(ForwardAuthController(service: service).endpoints, at: "api/auth", authenticator: proxyAuthenticator, budget: rateLimiters.verify)
+    mount(IntrospectionController(service: service, maximumBodySize: bodyLimit).endpoints, at: "oauth2/introspect", budget: rateLimiters.verify)
+    mount(TokenController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens", budget: rateLimiters.admin)
+    mount(AuditController(repository: service.repository).endpoints, at: "api/audit", budget: rateLimiters.admin)
     return router
 }
 
