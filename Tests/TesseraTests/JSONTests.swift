@@ -11,11 +11,14 @@ struct JSONTests {
             Issue.record("not an object")
             return
         }
-        #expect(object["a"] == .array([.integer(1), .number(-2500), .bool(true), .bool(false), .null]))
+        #expect(object["a"] == .array([.integer(1), .integer(-2500), .bool(true), .bool(false), .null]))
         #expect(object["b"] == .string("x\"\\/\u{08}\u{0C}\n\r\té😀"))
         #expect(object["c"] == .object([:]))
         #expect(try JSONParser.parse(Array("\"héllo\"".utf8)) == .string("héllo"))
         #expect(try JSONParser.parse(Array("12345678901234567890".utf8)) == .number(12345678901234567890))
+        #expect(try JSONParser.parse(Array("346.0".utf8)) == .integer(346))  // an integer, as JSON Schema counts
+        #expect(try JSONParser.parse(Array("3.46e2".utf8)) == .integer(346))
+        #expect(try JSONParser.parse(Array("346.5".utf8)) == .number(346.5))
     }
 
     @Test(arguments: [

@@ -222,6 +222,8 @@ struct JSONParser {
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
         if isInteger, let integer = Int(text) { return .integer(integer) }
         guard let number = Double(text), number.isFinite else { throw Failure() }
+        // JSON Schema counts 346.0 and 3.46e2 as integers; so does this parser, within Int's exact range.
+        if number == number.rounded(), abs(number) < 9_007_199_254_740_992 { return .integer(Int(number)) }
         return .number(number)
     }
 
