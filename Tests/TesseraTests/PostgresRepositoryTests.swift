@@ -39,6 +39,33 @@ struct PostgresRepositoryTests {
         }
     }
 
+    @Test func concurrentLookupsEachFindTheirOwnToken() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            var stored: [(TokenDigest, TokenRecord)] = []
+            for index in 0..<60 {
+                let new = newToken(userID: "user-\(index)")
+                stored.append((new.digest, try await repository.create(new, logger: logger)))
+            }
+            let unknown = newToken().digest
+            let lookups = stored
+            // Far more callers than the one lookup allowed in flight: most share a statement with others.
+            let mismatches = try await withThrowingTaskGroup(of: Int.self) { group in
+                for round in 0..<5 {
+                    for (digest, record) in lookups {
+                        group.addTask {
+                            let found = try await repository.token(matchingAnyOf: round.isMultiple(of: 2) ? [digest] : [unknown, digest], logger: logger)
+                            return found == record ? 0 : 1
+                        }
+                    }
+                    group.addTask { try await repository.token(matchingAnyOf: [unknown], logger: logger) == nil ? 0 : 1 }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(mismatches == 0)
+        }
+    }
+
     @Test func aDigestCanBeStoredOnlyOnce() async throws {
         try await TestDatabase.withDatabase { client, _ in
             let repository = PostgresTokenRepository(client: client)

@@ -11,10 +11,28 @@ public struct PostgresTokenRepository: TokenRepository {
     /// Longest wait for an answer, a free connection included; past it the call throws ``DeadlineExceeded``.
     let timeout: Duration
 
-    /// Creates a repository over a running client.
-    public init(client: PostgresClient, timeout: Duration = .seconds(5)) {
+    /// Verification lookups, coalesced into one statement per round trip under load.
+    private let lookups: LookupBatcher<[UInt8], TokenRecord>
+
+    /// Creates a repository over a running client; at most `lookupConcurrency` verification lookups run at once,
+    /// and those that arrive meanwhile share the next statement.
+    public init(client: PostgresClient, timeout: Duration = .seconds(5), lookupConcurrency: Int = 1) {
         self.client = client
         self.timeout = timeout
+        self.lookups = LookupBatcher(
+            concurrency: lookupConcurrency,
+            maximumKeys: 256,
+            timeout: timeout,
+            timeoutMessage: "PostgreSQL did not answer within \(timeout)"
+        ) { digests, logger in
+            let rows = try await client.execute(TokenByDigest(hashes: digests.map { ByteBuffer(bytes: $0) }), logger: logger)
+            var found: [[UInt8]: TokenRecord] = [:]
+            for try await row in rows {
+                let record = Self.record(row)
+                found[record.digest.bytes] = record
+            }
+            return found
+        }
     }
 
     /// Counts operations waiting for or holding a pooled connection, when metrics are on.
@@ -67,17 +85,16 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     public func token(matchingAnyOf digests: [TokenDigest], logger: Logger) async throws -> TokenRecord? {
-        try await bounded {
-            let rows = try await client.execute(TokenByDigest(hashes: digests.map { ByteBuffer(bytes: $0.bytes) }), logger: logger)
-            for try await row in rows { return Self.record(row) }
-            return nil
-        }
+        inFlight?.increment()
+        defer { inFlight?.decrement() }
+        return try await lookups.value(forAnyOf: digests.map(\.bytes), logger: logger)
     }
 
     /// The verification lookup as a named prepared statement: parsed and planned once per connection, not on every
-    /// request. It is the one statement on the hot path, and the one `scripts/bench` runs through pgbench.
+    /// request, and given the digests of every lookup in a batch. It is the one statement on the hot path, and the
+    /// one `scripts/bench` runs through pgbench. `secret_hash` is unique: one row at most per digest.
     struct TokenByDigest: PostgresPreparedStatement {
-        static let sql = "SELECT \(PostgresTokenRepository.columns) FROM tokens WHERE secret_hash = ANY($1) LIMIT 1"
+        static let sql = "SELECT \(PostgresTokenRepository.columns) FROM tokens WHERE secret_hash = ANY($1)"
         typealias Row = PostgresTokenRepository.Row
 
         var hashes: [ByteBuffer]
