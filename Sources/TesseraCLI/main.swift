@@ -53,7 +53,7 @@ func fail(_ message: String) -> Never {
 /// A logger writing to standard error at `level`.
 func makeLogger(level: Logger.Level) -> Logger {
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
+        var handler = LineLogHandler(label: label)
         handler.logLevel = level
         return handler
     }
@@ -290,3 +290,4 @@ struct HashKeyCommand: AsyncParsableCommand {
         }
     }
 }
+

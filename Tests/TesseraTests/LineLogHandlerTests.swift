@@ -1,0 +1,67 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import Testing
+
+@testable import Tessera
+
+/// The log line format: `StreamLogHandler`'s, with UTC timestamps and each line written whole.
+@Suite("Line log handler")
+struct LineLogHandlerTests {
+    private func capture(_ body: (inout Logger) -> Void) -> [String] {
+        let lines = NIOLockedValueBox<[String]>([])
+        var logger = Logger(label: "tessera") { label in
+            LineLogHandler(label: label, destination: .lines { line in lines.withLockedValue { $0.append(line) } })
+        }
+        body(&logger)
+        return lines.withLockedValue { $0 }
+    }
+
+    @Test func aLineHasTimeLevelLabelSortedMetadataSourceAndMessage() throws {
+        let lines = capture { logger in
+            logger[metadataKey: "hb.request.id"] = "abc"
+            logger[metadataKey: "caller"] = "first"
+            logger.info("authenticated", metadata: ["caller": "admin", "client": "127.0.0.1"], source: "Tessera")
+        }
+        #expect(lines.count == 1)
+        let line = try #require(lines.first)
+        #expect(line.hasSuffix(" info tessera: caller=admin client=127.0.0.1 hb.request.id=abc [Tessera] authenticated\n"))
+        let timestamp = String(line.prefix(while: { $0 != " " }))
+        #expect(timestamp.count == 24)
+        #expect(timestamp.hasSuffix("+0000"))
+        let parsed = try #require(ISO8601DateFormatter().date(from: timestamp.replacingOccurrences(of: "+0000", with: "Z")))
+        #expect(abs(parsed.timeIntervalSinceNow) < 5)
+    }
+
+    @Test func levelsBelowTheThresholdAreNotWritten() {
+        let lines = capture { logger in
+            logger.logLevel = .warning
+            logger.info("quiet")
+            logger.warning("loud")
+        }
+        #expect(lines.count == 1)
+        #expect(lines.first?.contains("warning tessera: [") == true)
+    }
+
+    @Test func linesWithoutMetadataHaveNoFields() {
+        let lines = capture { logger in logger.error("plain", source: "Tessera") }
+        #expect(lines.first?.hasSuffix(" error tessera: [Tessera] plain\n") == true)
+    }
+
+    @Test func eachLineReachesTheFileDescriptorWhole() throws {
+        let pipe = Pipe()
+        let descriptor = pipe.fileHandleForWriting.fileDescriptor
+        let logger = Logger(label: "tessera") { LineLogHandler(label: $0, destination: .fileDescriptor(descriptor)) }
+        DispatchQueue.concurrentPerform(iterations: 200) { index in
+            logger.info("line \(index)", metadata: ["index": "\(index)"], source: "Tessera")
+        }
+        try pipe.fileHandleForWriting.close()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 200)
+        for line in lines {
+            let index = try #require(line.split(separator: " ").last)
+            #expect(line.hasSuffix("index=\(index) [Tessera] line \(index)"))
+        }
+    }
+}
