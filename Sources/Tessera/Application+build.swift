@@ -144,15 +144,15 @@ func buildRouter(
     let authenticator = APIKeyAuthenticator(keys: configuration.apiKeys, failures: rateLimiters.authFailures, metrics: metrics)
     var proxyAuthenticator = authenticator
     proxyAuthenticator.readsAuthorizationHeader = false  // there it carries the end user's token
-    func mount<Context: CallerRequestContext & ChildRequestContext>(
+    func mount<Context: CallerRequestContext>(
         _ routes: RouteCollection<Context>,
         at path: RouterPath,
         authenticator: APIKeyAuthenticator = authenticator,
         budget limiter: any RateLimitStore
-    ) where Context.ParentContext == TesseraRequestContext {
-        router.group(path).add(middleware: authenticator)
+    ) {
+        router.group(path)
+            .add(middleware: AdmissionMiddleware(authenticator: authenticator, roles: Context.roles, budget: limiter, metrics: metrics))
             .group(context: Context.self)
-            .add(middleware: RateLimitMiddleware(limiter: limiter, metrics: metrics))
             .addRoutes(routes)
     }
     let bodyLimit = configuration.maximumBodySize
@@ -178,3 +178,4 @@ extension APIError {
         headers: [.retryAfter: "5"]
     )
 }
+

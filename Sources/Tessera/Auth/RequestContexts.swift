@@ -26,6 +26,8 @@ public struct TesseraRequestContext: AuthRequestContext, RequestContext {
 
 /// The context of admin routes: it cannot be created without an admin caller.
 public struct AdminRequestContext: ChildRequestContext {
+    /// Who may use admin routes.
+    public static let roles: [APIKeyRole] = [.admin]
     public var coreContext: CoreRequestContextStorage
     /// The authenticated admin.
     public let caller: Caller
@@ -33,13 +35,15 @@ public struct AdminRequestContext: ChildRequestContext {
     public var responseEncoder: JSONEncoder { .api }
 
     public init(context: TesseraRequestContext) throws {
-        self.caller = try context.requireCaller(withRole: [.admin])
+        self.caller = try context.requireCaller(withRole: Self.roles)
         self.coreContext = context.coreContext
     }
 }
 
 /// The context of verification routes: any caller with the admin or verifier role.
 public struct VerifierRequestContext: ChildRequestContext {
+    /// Who may use verification routes.
+    public static let roles: [APIKeyRole] = [.admin, .verifier]
     public var coreContext: CoreRequestContextStorage
     /// The authenticated caller.
     public let caller: Caller
@@ -47,14 +51,14 @@ public struct VerifierRequestContext: ChildRequestContext {
     public var responseEncoder: JSONEncoder { .api }
 
     public init(context: TesseraRequestContext) throws {
-        self.caller = try context.requireCaller(withRole: [.admin, .verifier])
+        self.caller = try context.requireCaller(withRole: Self.roles)
         self.coreContext = context.coreContext
     }
 }
 
 extension TesseraRequestContext {
     /// The caller, throwing `401` when there is none and `403` when its role is not in `roles`.
-    func requireCaller(withRole roles: Set<APIKeyRole>) throws -> Caller {
+    func requireCaller(withRole roles: [APIKeyRole]) throws -> Caller {
         // The authenticator runs first on every route using these contexts; no caller here means no key was sent.
         guard let caller = identity else { throw APIError.unauthenticated(.none) }
         guard roles.contains(caller.role) else {
@@ -69,15 +73,15 @@ extension TesseraRequestContext {
 ///
 /// A missing or wrong key spends one of the client address's failure budget and is a `401`; a client whose
 /// budget is spent gets `429` before its key is even hashed.
-struct APIKeyAuthenticator: AuthenticatorMiddleware {
-    typealias Context = TesseraRequestContext
+struct APIKeyAuthenticator: Sendable {
     let keys: APIKeyRing
     let failures: any RateLimitStore
     let metrics: ServiceMetrics
     /// Whether `Authorization` may carry the key; off where that header carries something else (forward auth).
     var readsAuthorizationHeader = true
 
-    func authenticate(request: Request, context: Context) async throws -> Caller? {
+    /// The caller presenting a valid key, or a thrown `401` (or `429` once the client's failure budget is spent).
+    func authenticate(request: Request, context: TesseraRequestContext) async throws -> Caller {
         let client = ClientAddressResolver.limiterKey(for: context.clientAddress)
         let standing = try await failures.check(client, logger: context.logger)
         guard standing.allowed else {
@@ -95,7 +99,7 @@ struct APIKeyAuthenticator: AuthenticatorMiddleware {
             }
             throw APIError.unauthenticated(presented)
         }
-        context.logger.info("authenticated", metadata: ["caller": "\(caller.name)", "client": "\(context.clientAddress)"])
+        context.logger.info("authenticated", metadata: ["caller": .string(caller.name), "client": .string(context.clientAddress)])
         return caller
     }
 

@@ -77,46 +77,19 @@ public struct RateLimitSettings: Sendable, Equatable {
     }
 }
 
-/// A request context whose caller is known: the child contexts of authenticated routes.
-protocol CallerRequestContext: RequestContext {
-    var caller: Caller { get }
-}
-
-extension AdminRequestContext: CallerRequestContext {}
-extension VerifierRequestContext: CallerRequestContext {}
-
-/// Spends one request of the caller's budget, answering `429` when it is spent, and reports the budget in headers.
-struct RateLimitMiddleware<Context: CallerRequestContext>: RouterMiddleware {
-    let limiter: any RateLimitStore
-    let metrics: ServiceMetrics
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let decision = try await limiter.acquire(context.caller.name, logger: context.logger)
-        guard decision.allowed else {
-            context.logger.notice("rate limited", metadata: ["caller": "\(context.caller.name)", "policy": "\(limiter.policy.name)"])
-            metrics.recordRateLimited(policy: limiter.policy.name)
-            throw APIError.tooManyRequests(decision, policy: limiter.policy)
-        }
-        do {
-            var response = try await next(request, context)
-            response.headers.append(contentsOf: decision.headerFields(policy: limiter.policy))
-            return response
-        } catch var error as APIError {
-            error.headers.append(contentsOf: decision.headerFields(policy: limiter.policy))
-            throw error
-        }
-    }
-}
-
 extension RateLimitDecision {
     /// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers), plus `Retry-After` when refused.
     func headerFields(policy: RateLimitPolicy) -> HTTPFields {
-        var fields: HTTPFields = [
-            .rateLimitPolicy: policy.headerValue,
-            .rateLimit: "\"\(policy.name)\";r=\(remaining);t=\(resetSeconds)",
-        ]
-        if !allowed { fields[.retryAfter] = "\(retryAfterSeconds)" }
+        var fields = HTTPFields()
+        addHeaderFields(to: &fields, policy: policy)
         return fields
+    }
+
+    /// Appends the fields of ``headerFields(policy:)`` to `fields`.
+    func addHeaderFields(to fields: inout HTTPFields, policy: RateLimitPolicy) {
+        fields.append(HTTPField(name: .rateLimitPolicy, value: policy.headerValue))
+        fields.append(HTTPField(name: .rateLimit, value: "\"" + policy.name + "\";r=" + String(remaining) + ";t=" + String(resetSeconds)))
+        if !allowed { fields.append(HTTPField(name: .retryAfter, value: String(retryAfterSeconds))) }
     }
 }
 
