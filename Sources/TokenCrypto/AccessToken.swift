@@ -5,8 +5,7 @@ public struct TokenPrefix: Sendable, Hashable, CustomStringConvertible {
 
     /// Creates a prefix, or returns `nil` if `rawValue` is not 2-12 characters of `[a-z0-9]`.
     public init?(_ rawValue: String) {
-        let characters = Array(rawValue.utf8)
-        guard (2...12).contains(characters.count), characters.allSatisfy(Self.isAllowed) else { return nil }
+        guard (2...12).contains(rawValue.utf8.count), rawValue.utf8.allSatisfy(Self.isAllowed) else { return nil }
         self.rawValue = rawValue
     }
 
@@ -51,16 +50,16 @@ public struct AccessToken: Sendable, Hashable, CustomStringConvertible, CustomDe
     ///
     /// Any well-formed prefix is accepted, so tokens issued before a change of `TOKEN_PREFIX` still parse.
     public init?(parsing candidate: String) {
-        let characters = Array(candidate.utf8)
+        // Reads the UTF-8 view in place: this runs on every verification.
+        let characters = candidate.utf8
         guard characters.count <= Self.maximumLength,
             let separator = characters.firstIndex(of: UInt8(ascii: "_")),
-            let prefix = TokenPrefix(String(decoding: characters[..<separator], as: UTF8.self))
+            let prefix = TokenPrefix(String(candidate[..<separator]))
         else { return nil }
-        let body = characters[(separator + 1)...]
+        let body = characters[characters.index(after: separator)...]
         guard body.count == Self.randomLength + Self.checksumLength, body.allSatisfy(Base62.isDigit) else { return nil }
-        let checked = characters[..<(characters.count - Self.checksumLength)]
-        let expected = Base62.encode(CRC32.checksum(checked), width: Self.checksumLength)
-        guard characters.suffix(Self.checksumLength).elementsEqual(expected.utf8) else { return nil }
+        let checksumStart = characters.index(characters.endIndex, offsetBy: -Self.checksumLength)
+        guard Base62.decode(characters[checksumStart...]) == UInt64(CRC32.checksum(characters[..<checksumStart])) else { return nil }
         self.init(secret: candidate, prefix: prefix)
     }
 

@@ -28,6 +28,26 @@ enum Base62 {
         encode(withUnsafeBytes(of: value.bigEndian, Array.init), width: width)
     }
 
+    /// The value of `digits` (most significant first), or `nil` if one is not a base62 digit or there are more than 10.
+    static func decode(_ digits: some Collection<UInt8>) -> UInt64? {
+        guard digits.count <= 10 else { return nil }
+        var value: UInt64 = 0
+        for character in digits {
+            guard let digit = digitValue(character) else { return nil }
+            value = value * 62 + digit
+        }
+        return value
+    }
+
+    private static func digitValue(_ character: UInt8) -> UInt64? {
+        switch character {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt64(character - UInt8(ascii: "0"))
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): UInt64(character - UInt8(ascii: "A")) + 10
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): UInt64(character - UInt8(ascii: "a")) + 36
+        default: nil
+        }
+    }
+
     /// Whether `character` is one of the 62 digits.
     static func isDigit(_ character: UInt8) -> Bool {
         switch character {

@@ -42,13 +42,34 @@ public enum Blake2b {
         digest(message, key: [])
     }
 
+    /// Returns the unkeyed BLAKE2b-256 digest of the UTF-8 bytes of `text`, read in place.
+    public static func hash(utf8 text: String) -> [UInt8] {
+        hashInPlace(text.utf8) { digest($0, key: []) }
+    }
+
     /// Returns the BLAKE2b-256 digest of `message` keyed with `key`, which must be 32 bytes.
     public static func hash(_ message: [UInt8], key: [UInt8]) -> [UInt8] {
         precondition(key.count == keyLength, "BLAKE2b keys are \(keyLength) bytes")
         return digest(message, key: key)
     }
 
+    /// Returns the BLAKE2b-256 digest of the UTF-8 bytes of `text`, read in place, keyed with `key` (32 bytes).
+    public static func hash(utf8 text: String, key: [UInt8]) -> [UInt8] {
+        precondition(key.count == keyLength, "BLAKE2b keys are \(keyLength) bytes")
+        return hashInPlace(text.utf8) { digest($0, key: key) }
+    }
+
+    /// Runs `hash` over `bytes` where they are stored when they are contiguous (native strings), else over a copy.
+    private static func hashInPlace(_ bytes: String.UTF8View, _ hash: (UnsafeBufferPointer<UInt8>) -> [UInt8]) -> [UInt8] {
+        if let digest = bytes.withContiguousStorageIfAvailable(hash) { return digest }
+        return Array(bytes).withUnsafeBufferPointer(hash)
+    }
+
     private static func digest(_ message: [UInt8], key: [UInt8]) -> [UInt8] {
+        message.withUnsafeBufferPointer { digest($0, key: key) }
+    }
+
+    private static func digest(_ message: UnsafeBufferPointer<UInt8>, key: [UInt8]) -> [UInt8] {
         Sodium.ensureReady()
         var output = [UInt8](repeating: 0, count: digestLength)
         // libsodium accepts a NULL message or key only with a zero length; Swift imports the pointers
@@ -107,8 +128,16 @@ private func withContiguousBytes<R>(
     orDummy dummy: inout UInt8,
     _ body: (UnsafePointer<UInt8>, Int) -> R
 ) -> R {
-    if bytes.isEmpty {
+    bytes.withUnsafeBufferPointer { withContiguousBytes(of: $0, orDummy: &dummy, body) }
+}
+
+private func withContiguousBytes<R>(
+    of bytes: UnsafeBufferPointer<UInt8>,
+    orDummy dummy: inout UInt8,
+    _ body: (UnsafePointer<UInt8>, Int) -> R
+) -> R {
+    guard let base = bytes.baseAddress, !bytes.isEmpty else {
         return withUnsafePointer(to: &dummy) { body($0, 0) }
     }
-    return bytes.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+    return body(base, bytes.count)
 }

@@ -65,6 +65,6 @@ public struct TokenHasher: Sendable {
     }
 
     private func digest(of token: AccessToken, under key: HashKey) -> TokenDigest {
-        TokenDigest(bytes: Blake2b.hash(token.bytes, key: key.bytes), keyID: key.id)
+        TokenDigest(bytes: Blake2b.hash(utf8: token.secret, key: key.bytes), keyID: key.id)
     }
 }

@@ -71,6 +71,9 @@ struct AccessTokenTests {
         // Reference values computed with Python's zlib.crc32 and integer arithmetic.
         #expect(CRC32.checksum("123456789".utf8) == 0xCBF4_3926)
         #expect(Base62.encode(0xCBF4_3926, width: 6) == "3jZRME")
+        #expect(Base62.decode("3jZRME".utf8) == 0xCBF4_3926)
+        #expect(Base62.decode("0000zz".utf8) == 61 * 62 + 61)
+        #expect(Base62.decode("3jZ-ME".utf8) == nil)
         #expect(Base62.encode([UInt8](repeating: 0xff, count: 32), width: 43) == "yhjskwdA6OZ1AL1YmHWZWm8LLG7HjnuCA2j5rOw8Xp1")
         #expect(Base62.encode([UInt8](repeating: 0, count: 32), width: 43) == String(repeating: "0", count: 43))
     }

@@ -8,11 +8,15 @@ struct SodiumTests {
     @Test func unkeyedBlake2bMatchesKnownAnswers() {
         #expect(Hex.encode(Blake2b.hash([])) == "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8")
         #expect(Hex.encode(Blake2b.hash(Array("abc".utf8))) == "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319")
+        // Strings are hashed in place, with the same digests.
+        #expect(Hex.encode(Blake2b.hash(utf8: "")) == "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8")
+        #expect(Hex.encode(Blake2b.hash(utf8: "abc")) == "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319")
     }
 
     @Test func keyedBlake2bMatchesKnownAnswers() {
         let key = (0..<32).map(UInt8.init)
         #expect(Hex.encode(Blake2b.hash(Array("tsr_example".utf8), key: key)) == "97667f74282e66cadc9b179364dac9dd4eb5da9b22ebe2c96477e0968a5d544e")
+        #expect(Hex.encode(Blake2b.hash(utf8: "tsr_example", key: key)) == "97667f74282e66cadc9b179364dac9dd4eb5da9b22ebe2c96477e0968a5d544e")
         #expect(Hex.encode(Blake2b.hash((0..<64).map(UInt8.init), key: key)) == "7f46f043d63dfb3c9b1102c8824b632cae1fce453e3c0e9dc9e7113f3c1acc36")
     }
 

@@ -63,7 +63,7 @@ public struct APIKeyRing: Sendable {
     /// The presented key is hashed first, so its length does not shape the comparison, and then compared with
     /// every configured digest with no early exit: the time taken does not say which key, if any, matched.
     public func caller(presenting presented: String) -> Caller? {
-        let digest = Blake2b.hash(Array(presented.utf8))
+        let digest = Blake2b.hash(utf8: presented)
         guard let index = ConstantTime.indexOfMatch(digest, in: digests) else { return nil }
         let credential = credentials[index]
         return Caller(name: credential.name, role: credential.role)

@@ -22,6 +22,16 @@ struct AdmissionMiddleware: RouterMiddleware {
     let roles: [APIKeyRole]
     let budget: any RateLimitStore
     let metrics: ServiceMetrics
+    /// `RateLimit-Policy`, the same on every response.
+    private let policyField: HTTPField
+
+    init(authenticator: APIKeyAuthenticator, roles: [APIKeyRole], budget: any RateLimitStore, metrics: ServiceMetrics) {
+        self.authenticator = authenticator
+        self.roles = roles
+        self.budget = budget
+        self.metrics = metrics
+        self.policyField = HTTPField(name: .rateLimitPolicy, value: budget.policy.headerValue)
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -35,7 +45,8 @@ struct AdmissionMiddleware: RouterMiddleware {
         }
         do {
             var response = try await next(request, context)
-            decision.addHeaderFields(to: &response.headers, policy: budget.policy)
+            response.headers.append(policyField)
+            response.headers.append(decision.remainingField(policy: budget.policy))
             return response
         } catch var error as APIError {
             decision.addHeaderFields(to: &error.headers, policy: budget.policy)

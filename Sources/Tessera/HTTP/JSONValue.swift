@@ -31,6 +31,7 @@ struct FieldReader {
     /// Starts reading `object`, reporting every key not in `allowed` as unknown.
     init(_ object: [String: JSONValue], allowed: Set<String>) {
         self.object = object
+        guard object.keys.contains(where: { !allowed.contains($0) }) else { return }
         for key in object.keys.sorted() where !allowed.contains(key) {
             errors.append(FieldError(field: key, message: "is not a known field; allowed fields are \(allowed.sorted().joined(separator: ", "))"))
         }

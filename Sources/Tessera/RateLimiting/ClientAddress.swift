@@ -44,7 +44,7 @@ public struct IPNetwork: Sendable, Equatable {
         var text = String(text)
         if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
             text = String(text[text.index(after: text.startIndex)..<close])
-        } else if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":") {
+        } else if text.utf8.lazy.filter({ $0 == UInt8(ascii: ":") }).count == 1, let colon = text.firstIndex(of: ":") {
             text = String(text[..<colon])
         }
         if let zone = text.firstIndex(of: "%") { text = String(text[..<zone]) }
@@ -97,7 +97,7 @@ public struct ClientAddressResolver: Sendable {
     /// The address in a canonical text form (ports and brackets dropped), or the text itself if it is no address.
     static func canonical(_ address: String) -> String {
         guard let bytes = IPNetwork.parseAddress(address) else { return address }
-        if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+        if bytes.count == 4 { return ipv4Text(bytes) }
         var address = in6_addr()
         withUnsafeMutableBytes(of: &address) { $0.copyBytes(from: bytes) }
         var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
@@ -105,10 +105,20 @@ public struct ClientAddressResolver: Sendable {
         return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// `a.b.c.d`.
+    private static func ipv4Text(_ bytes: [UInt8]) -> String {
+        var text = ""  // at most 15 bytes: stays a small string, no allocation
+        for (index, byte) in bytes.enumerated() {
+            if index > 0 { text += "." }
+            text += String(byte)
+        }
+        return text
+    }
+
     /// The key the limiter uses for an address: IPv6 addresses are grouped by their /64, which one host usually owns.
     public static func limiterKey(for address: String) -> String {
         guard let bytes = IPNetwork.parseAddress(address) else { return address }
-        if bytes.count == 4 { return canonical(address) }
+        if bytes.count == 4 { return ipv4Text(bytes) }
         return stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }.joined(separator: ":") + "::/64"
     }
 

@@ -88,8 +88,20 @@ extension RateLimitDecision {
     /// Appends the fields of ``headerFields(policy:)`` to `fields`.
     func addHeaderFields(to fields: inout HTTPFields, policy: RateLimitPolicy) {
         fields.append(HTTPField(name: .rateLimitPolicy, value: policy.headerValue))
-        fields.append(HTTPField(name: .rateLimit, value: "\"" + policy.name + "\";r=" + String(remaining) + ";t=" + String(resetSeconds)))
+        fields.append(remainingField(policy: policy))
         if !allowed { fields.append(HTTPField(name: .retryAfter, value: String(retryAfterSeconds))) }
+    }
+
+    /// `RateLimit`: what is left of the budget and when it is whole again.
+    func remainingField(policy: RateLimitPolicy) -> HTTPField {
+        var value = "\""
+        value.reserveCapacity(policy.name.utf8.count + 32)
+        value += policy.name
+        value += "\";r="
+        value += String(remaining)
+        value += ";t="
+        value += String(resetSeconds)
+        return HTTPField(name: .rateLimit, value: value)
     }
 }
 

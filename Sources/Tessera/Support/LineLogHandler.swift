@@ -38,7 +38,9 @@ public struct LineLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         // A handful of fields: a list is cheaper than merging dictionaries.
-        var fields = Array(metadata)
+        var fields: [(key: String, value: Logger.MetadataValue)] = []
+        fields.reserveCapacity(metadata.count + (event.metadata?.count ?? 0) + 2)
+        fields.append(contentsOf: metadata.lazy.map { ($0.key, $0.value) })
         func set(_ key: String, _ value: Logger.MetadataValue) {
             if let index = fields.firstIndex(where: { $0.key == key }) {
                 fields[index].value = value
@@ -53,46 +55,50 @@ public struct LineLogHandler: LogHandler {
             set("error.type", "\(String(reflecting: type(of: error)))")
         }
         fields.sort { $0.key < $1.key }
-        var line = Self.clock.timestamp()
-        line.reserveCapacity(160)
-        line += " "
-        line += event.level.rawValue
-        if !label.isEmpty {
-            line += " "
-            line += label
-        }
-        line += ":"
-        for (key, value) in fields {
-            line += " "
-            line += key
-            line += "="
-            line += value.description
-        }
-        line += " ["
-        line += event.source
-        line += "] "
-        line += event.message.description
-        line += "\n"
-        switch destination {
-        case .fileDescriptor(let descriptor): Self.writeAll(line, to: descriptor)
-        case .lines(let receive): receive(line)
+        let timestamp = Self.clock.timestamp()
+        // Most lines fit a stack buffer; a longer one is assembled on the heap.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1_024) { storage in
+            var line = LineBuffer(storage: storage)
+            line.append(timestamp)
+            line.append(" ")
+            line.append(event.level.rawValue)
+            if !label.isEmpty {
+                line.append(" ")
+                line.append(label)
+            }
+            line.append(":")
+            for (key, value) in fields {
+                line.append(" ")
+                line.append(key)
+                line.append("=")
+                line.append(value.description)
+            }
+            line.append(" [")
+            line.append(event.source)
+            line.append("] ")
+            line.append(event.message.description)
+            line.append("\n")
+            line.withBytes { bytes in
+                switch destination {
+                case .fileDescriptor(let descriptor): Self.writeAll(bytes, to: descriptor)
+                case .lines(let receive): receive(String(decoding: bytes, as: UTF8.self))
+                }
+            }
         }
     }
 
-    /// Writes all of `line`, retrying short writes and interruptions; a line that cannot be written is dropped.
-    private static func writeAll(_ line: String, to descriptor: Int32) {
-        var line = line
-        line.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if written > 0 {
-                    offset += written
-                } else if written < 0 && errno == EINTR {
-                    continue
-                } else {
-                    return
-                }
+    /// Writes all of `bytes`, retrying short writes and interruptions; a line that cannot be written is dropped.
+    private static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) {
+        guard let base = bytes.baseAddress else { return }
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, base + offset, bytes.count - offset)
+            if written > 0 {
+                offset += written
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else {
+                return
             }
         }
     }
@@ -116,5 +122,37 @@ private final class SecondClock: Sendable {
         let text = String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         cache.withLockedValue { $0 = (now, text) }
         return text
+    }
+}
+
+/// A log line assembled in caller-provided storage, moving to the heap only if it outgrows it.
+private struct LineBuffer {
+    let storage: UnsafeMutableBufferPointer<UInt8>
+    var count = 0
+    var overflow: [UInt8]?
+
+    init(storage: UnsafeMutableBufferPointer<UInt8>) {
+        self.storage = storage
+    }
+
+    mutating func append(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes in
+            if overflow == nil, count + bytes.count <= storage.count {
+                UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(storage)[count...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
+                count += bytes.count
+            } else {
+                if overflow == nil { overflow = Array(storage[..<count]) }
+                overflow!.append(contentsOf: bytes)
+            }
+        }
+    }
+
+    func withBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        if let overflow {
+            overflow.withUnsafeBytes(body)
+        } else {
+            body(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(storage)[..<count]))
+        }
     }
 }

@@ -12,10 +12,12 @@ struct VerificationController {
             .post(use: verify)
     }
 
+    private static let fields: Set<String> = ["token", "requiredScopes"]
+
     /// Always `200` for an authorised caller: the answer is in the body, never in the status.
     @Sendable func verify(_ request: Request, context: VerifierRequestContext) async throws -> VerificationResult {
         var request = request
-        var reader = FieldReader(try await request.jsonObject(context: context, maximumSize: maximumBodySize), allowed: ["token", "requiredScopes"])
+        var reader = FieldReader(try await request.jsonObject(context: context, maximumSize: maximumBodySize), allowed: Self.fields)
         let token = reader.string("token", required: true)
         let requiredScopes = TextRules.scopes(reader.strings("requiredScopes"), field: "requiredScopes", into: &reader)
         guard reader.errors.isEmpty, let token else { throw APIError.validation(reader.errors) }
@@ -37,22 +39,41 @@ extension VerificationController {
         }
 
         /// The body, written by hand: this is the hot path.
-        var json: String {
+        var body: ByteBuffer {
+            var buffer: ByteBuffer
             switch verification {
             case .active(let record):
-                return #"{"active":true,"createdAt":"# + JSONText.date(record.createdAt) + #","expiresAt":"# + JSONText.date(record.expiresAt)
-                    + #","scopes":"# + JSONText.array(record.scopes) + #","tokenId":""# + record.id.lowercasedString + #"","userId":"#
-                    + JSONText.string(record.userID) + "}"
+                buffer = Self.allocator.buffer(capacity: 160 + record.userID.utf8.count + record.scopes.reduce(0) { $0 + $1.utf8.count + 3 })
+                buffer.writeStaticString(#"{"active":true,"createdAt":"#)
+                JSONText.write(record.createdAt, to: &buffer)
+                buffer.writeStaticString(#","expiresAt":"#)
+                JSONText.write(record.expiresAt, to: &buffer)
+                buffer.writeStaticString(#","scopes":"#)
+                JSONText.write(record.scopes, to: &buffer)
+                buffer.writeStaticString(#","tokenId":"#)
+                JSONText.write(record.id, to: &buffer)
+                buffer.writeStaticString(#","userId":"#)
+                JSONText.write(record.userID, to: &buffer)
+                buffer.writeStaticString("}")
             case .inactive(let reason):
-                return #"{"active":false,"code":""# + reason.rawValue + #""}"#
+                buffer = Self.allocator.buffer(capacity: 48)
+                buffer.writeStaticString(#"{"active":false,"code":""#)
+                buffer.writeString(reason.rawValue)
+                buffer.writeStaticString(#""}"#)
             }
+            return buffer
         }
 
+        private static let allocator = ByteBufferAllocator()
+
+        /// The body as text.
+        var json: String { String(buffer: body) }
+
         func response(from request: Request, context: some RequestContext) -> Response {
-            let body = ByteBuffer(string: json)
+            let body = self.body
             return Response(
                 status: .ok,
-                headers: [.contentType: "application/json; charset=utf-8", .contentLength: "\(body.readableBytes)"],
+                headers: [.contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes)],
                 body: .init(byteBuffer: body)
             )
         }
