@@ -46,12 +46,15 @@ struct DatabaseSettings {
 
 /// Prints `message` to standard error and exits with status 1.
 func fail(_ message: String) -> Never {
+    LogWriter.standardError.flush()
     FileHandle.standardError.write(Data("tessera: \(message)\n".utf8))
     exit(1)
 }
 
 /// A logger writing to standard error at `level`.
 func makeLogger(level: Logger.Level) -> Logger {
+    // Lines below warning are written in batches: write whatever is waiting when the process exits.
+    atexit { LogWriter.standardError.flush() }
     LoggingSystem.bootstrap { label in
         var handler = LineLogHandler(label: label)
         handler.logLevel = level

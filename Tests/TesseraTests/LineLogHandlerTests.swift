@@ -43,6 +43,20 @@ struct LineLogHandlerTests {
         #expect(lines.first?.contains("warning tessera: [") == true)
     }
 
+    @Test(.timeLimit(.minutes(1))) func infoLinesArriveWithinTheIntervalAndWarningsAtOnce() throws {
+        let pipe = Pipe()
+        let writer = LogWriter(descriptor: pipe.fileHandleForWriting.fileDescriptor)
+        let logger = Logger(label: "tessera") { LineLogHandler(label: $0, destination: .writer(writer)) }
+        let reader = pipe.fileHandleForReading
+        logger.warning("at once", source: "Tessera")
+        // A warning is written before `warning` returns: it is readable without waiting for the flusher.
+        #expect(String(decoding: reader.availableData, as: UTF8.self).hasSuffix("warning tessera: [Tessera] at once\n"))
+        logger.info("soon", source: "Tessera")
+        // The background flusher writes it within the interval (availableData blocks until it does).
+        #expect(String(decoding: reader.availableData, as: UTF8.self).hasSuffix("info tessera: [Tessera] soon\n"))
+        try pipe.fileHandleForWriting.close()
+    }
+
     @Test func linesWithoutMetadataHaveNoFields() {
         let lines = capture { logger in logger.error("plain", source: "Tessera") }
         #expect(lines.first?.hasSuffix(" error tessera: [Tessera] plain\n") == true)
@@ -50,11 +64,12 @@ struct LineLogHandlerTests {
 
     @Test func eachLineReachesTheFileDescriptorWhole() throws {
         let pipe = Pipe()
-        let descriptor = pipe.fileHandleForWriting.fileDescriptor
-        let logger = Logger(label: "tessera") { LineLogHandler(label: $0, destination: .fileDescriptor(descriptor)) }
+        let writer = LogWriter(descriptor: pipe.fileHandleForWriting.fileDescriptor)
+        let logger = Logger(label: "tessera") { LineLogHandler(label: $0, destination: .writer(writer)) }
         DispatchQueue.concurrentPerform(iterations: 200) { index in
             logger.info("line \(index)", metadata: ["index": "\(index)"], source: "Tessera")
         }
+        writer.flush()
         try pipe.fileHandleForWriting.close()
         let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let lines = text.split(separator: "\n")

@@ -3,18 +3,20 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 
-/// Writes each log event as one line, in `StreamLogHandler`'s format but with UTC timestamps, through a single
-/// `write(2)`: no stdio lock, no time-zone lookup per line, and metadata formatted only when a line is written.
+/// Writes each log event as one line, in `StreamLogHandler`'s format but with UTC timestamps, through a
+/// ``LogWriter``: no stdio lock, no time-zone lookup per line, and metadata formatted only when a line is written.
 ///
 /// Every authentication decision is logged at `info`, so on the verification path this handler runs once per
-/// request; `StreamLogHandler` cost about a fifth of the verify throughput there (docs/performance.md).
+/// request; `StreamLogHandler`, with a `write(2)` per line, cost about a fifth of the verify throughput there
+/// (docs/performance.md).
 public struct LineLogHandler: LogHandler {
-    /// Where lines go: a file descriptor, or a closure (tests).
+    /// Where lines go: a writer, or a closure (tests).
     public enum Destination: Sendable {
-        case fileDescriptor(Int32)
+        case writer(LogWriter)
         case lines(@Sendable (String) -> Void)
     }
 
@@ -25,7 +27,7 @@ public struct LineLogHandler: LogHandler {
     private let destination: Destination
 
     /// A handler writing lines labelled `label` to `destination` (standard error unless given).
-    public init(label: String, destination: Destination = .fileDescriptor(2), metadataProvider: Logger.MetadataProvider? = nil) {
+    public init(label: String, destination: Destination = .writer(.standardError), metadataProvider: Logger.MetadataProvider? = nil) {
         self.label = label
         self.destination = destination
         self.metadataProvider = metadataProvider
@@ -80,25 +82,9 @@ public struct LineLogHandler: LogHandler {
             line.append("\n")
             line.withBytes { bytes in
                 switch destination {
-                case .fileDescriptor(let descriptor): Self.writeAll(bytes, to: descriptor)
+                case .writer(let writer): writer.append(bytes, immediately: event.level >= .warning)
                 case .lines(let receive): receive(String(decoding: bytes, as: UTF8.self))
                 }
-            }
-        }
-    }
-
-    /// Writes all of `bytes`, retrying short writes and interruptions; a line that cannot be written is dropped.
-    private static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) {
-        guard let base = bytes.baseAddress else { return }
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(descriptor, base + offset, bytes.count - offset)
-            if written > 0 {
-                offset += written
-            } else if written < 0 && errno == EINTR {
-                continue
-            } else {
-                return
             }
         }
     }
@@ -153,6 +139,90 @@ private struct LineBuffer {
             overflow.withUnsafeBytes(body)
         } else {
             body(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(storage)[..<count]))
+        }
+    }
+}
+
+/// Log lines on their way to a file descriptor, gathered so that a busy server makes one `write(2)` for many.
+///
+/// A line at `warning` or above is written at once, with every line before it; other lines are written within
+/// ``interval`` by a background thread, or at once by the logging thread when ``limit`` bytes are waiting (so a
+/// blocked descriptor slows logging down instead of filling memory). ``flush()`` writes everything now: the CLI
+/// calls it on exit. A process that crashes may lose the last `interval` of lines below `warning`.
+public final class LogWriter: @unchecked Sendable {
+    /// Standard error, where `tessera serve` logs.
+    public static let standardError = LogWriter(descriptor: 2)
+    /// Longest a line below `warning` waits.
+    public static let interval: Duration = .milliseconds(5)
+    /// Bytes waiting beyond which the logging thread writes them itself.
+    public static let limit = 64 * 1_024
+
+    private let descriptor: Int32
+    /// Guards `pending` and `flusherStarted`; signalled when `pending` stops being empty.
+    private let condition = NSCondition()
+    private var pending: [UInt8] = []
+    private var flusherStarted = false
+    /// Held while writing, so batches reach the descriptor in the order they were taken.
+    private let writing = NIOLock()
+
+    /// A writer for `descriptor`, which it does not close.
+    public init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    /// Queues `bytes` (whole lines), writing them and everything before them at once if `immediately`.
+    func append(_ bytes: UnsafeRawBufferPointer, immediately: Bool) {
+        condition.lock()
+        let wasEmpty = pending.isEmpty
+        pending.append(contentsOf: bytes)
+        let full = pending.count >= Self.limit
+        if !flusherStarted {
+            flusherStarted = true
+            startFlusher()
+        }
+        if wasEmpty { condition.signal() }
+        condition.unlock()
+        if immediately || full { flush() }
+    }
+
+    /// Writes every queued line now.
+    public func flush() {
+        writing.withLock {
+            condition.lock()
+            var batch: [UInt8] = []
+            swap(&batch, &pending)
+            condition.unlock()
+            batch.withUnsafeBytes { Self.writeAll($0, to: descriptor) }
+        }
+    }
+
+    private func startFlusher() {
+        let thread = Thread { [self] in
+            while true {
+                condition.lock()
+                while pending.isEmpty { condition.wait() }
+                condition.unlock()
+                Thread.sleep(forTimeInterval: Double(Self.interval.components.attoseconds) / 1e18)
+                flush()
+            }
+        }
+        thread.name = "tessera-log"
+        thread.start()
+    }
+
+    /// Writes all of `bytes`, retrying short writes and interruptions; what cannot be written is dropped.
+    private static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) {
+        guard let base = bytes.baseAddress else { return }
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, base + offset, bytes.count - offset)
+            if written > 0 {
+                offset += written
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else {
+                return
+            }
         }
     }
 }
