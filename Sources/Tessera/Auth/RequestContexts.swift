@@ -169,11 +169,12 @@ struct APIKeyAuthenticator: Sendable {
 }
 
 extension JSONEncoder {
-    /// The encoder of every JSON response body: sorted keys, ISO 8601 dates.
-    static var api: JSONEncoder {
+    /// The encoder of every JSON response body: sorted keys, ISO 8601 dates. One shared instance (encoding is
+    /// thread-safe), not one per response.
+    static let api: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         return encoder
-    }
+    }()
 }

@@ -164,7 +164,7 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     public func rehash(id: UUID, from oldDigest: TokenDigest, to newDigest: TokenDigest, logger: Logger) async throws {
-        try await bounded {
+        _ = try await bounded {
             try await client.query(
                 """
                 UPDATE tokens SET secret_hash = \(ByteBuffer(bytes: newDigest.bytes)), hash_key_id = \(newDigest.keyID)
@@ -227,7 +227,7 @@ public struct PostgresTokenRepository: TokenRepository {
     public func recordUses(_ uses: [UUID: Date], logger: Logger) async throws {
         let ids = Array(uses.keys)
         let times = ids.map { uses[$0]! }
-        try await bounded {
+        _ = try await bounded {
             try await client.query(
                 """
                 UPDATE tokens AS t SET last_used_at = u.used_at
