@@ -202,7 +202,7 @@ struct RouterTests {
 
     @Test func nonJSONContentTypeIs415() async throws {
         try await withAPI { api in
-            for contentType in ["text/plain", "application/x-www-form-urlencoded"] {
+            for contentType in ["text/plain", "application/x-www-form-urlencoded", "application/json-patch+json", "application/jsonx"] {
                 let response = try await api.send(
                     .post, "/api/tokens", json: #"{"userId":"u","expiresInMinutes":5}"#, headers: [.contentType: contentType])
                 #expect(response.status == .unsupportedMediaType)
@@ -210,6 +210,10 @@ struct RouterTests {
             let charset = try await api.send(
                 .post, "/api/tokens", json: #"{"userId":"u","expiresInMinutes":5}"#, headers: [.contentType: "application/json; charset=utf-8"])
             #expect(charset.status == .created)
+            // Media types are case-insensitive: spellings other than the usual two are parsed, not refused.
+            let shouted = try await api.send(
+                .post, "/api/tokens", json: #"{"userId":"u","expiresInMinutes":5}"#, headers: [.contentType: "Application/JSON; Charset=UTF-8"])
+            #expect(shouted.status == .created)
         }
     }
 
