@@ -71,11 +71,11 @@ extension VerificationController {
 
         func response(from request: Request, context: some RequestContext) -> Response {
             let body = self.body
-            return Response(
-                status: .ok,
-                headers: [.contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes)],
-                body: .init(byteBuffer: body)
-            )
+            var headers = HTTPFields()
+            headers.reserveCapacity(12)  // room for the security, request id and rate limit fields added on the way out
+            headers[.contentType] = "application/json; charset=utf-8"
+            headers[.contentLength] = String(body.readableBytes)
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
         }
     }
 }
