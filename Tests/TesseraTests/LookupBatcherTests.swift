@@ -77,27 +77,76 @@ struct LookupBatcherTests {
     }
 
     @Test func everyCallerIsAnsweredWithinTheTimeoutWhenTheFetchHangs() async throws {
-        let batcher = LookupBatcher<Int, Int>(concurrency: 1, maximumKeys: 1_000, timeout: .milliseconds(300), timeoutMessage: "late") { _, _ in
+        let timeout = Duration.seconds(1)
+        let batcher = LookupBatcher<Int, Int>(concurrency: 1, maximumKeys: 1_000, timeout: timeout, timeoutMessage: "late") { _, _ in
             try await Task.sleep(for: .seconds(30))
             return [:]
         }
-        let started = ContinuousClock.now
-        let failures = await withTaskGroup(of: String?.self) { group in
+        let outcomes = await withTaskGroup(of: (error: String?, waited: Duration).self) { group in
             for key in 0..<10 {
                 group.addTask {
+                    let asked = ContinuousClock.now
                     do {
                         _ = try await batcher.value(forAnyOf: [key], logger: logger)
-                        return nil
+                        return (nil, ContinuousClock.now - asked)
                     } catch {
-                        return "\(error)"
+                        return ("\(error)", ContinuousClock.now - asked)
                     }
                 }
             }
-            return await group.reduce(into: [String?]()) { $0.append($1) }
+            return await group.reduce(into: []) { $0.append($1) }
         }
-        #expect(failures.count == 10)
-        #expect(failures.allSatisfy { $0 == "late" })
-        // Waiters behind the hung batch are not given a deadline of their own on top of it.
-        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(outcomes.count == 10)
+        #expect(outcomes.allSatisfy { $0.error == "late" })
+        // The callers queued behind the hung batch are answered at their own deadline, not given a fresh timeout
+        // once that batch gives up (which would make them wait two).
+        #expect(outcomes.allSatisfy { $0.waited < timeout * 1.8 })
+    }
+
+    @Test func aYoungCallerIsNotCutShortByAnOldOneItQueuedWith() async throws {
+        // Each round trip takes 0.7 s against a 1 s timeout: the caller asking at 0.05 s times out at its own
+        // deadline, and the one asking at 0.6 s must not be put in its batch and failed 0.45 s after asking.
+        let timeout = Duration.seconds(1)
+        let fetch = RecordingFetch(delay: .milliseconds(700))
+        let batcher = LookupBatcher<Int, Int>(concurrency: 1, maximumKeys: 100, timeout: timeout, timeoutMessage: "late", fetch: fetch.fetch)
+        let outcomes = await withTaskGroup(of: (asked: ContinuousClock.Instant, answered: ContinuousClock.Instant, late: Bool).self) { group in
+            for (key, delay) in [(0, 0), (2, 50), (4, 600)] {
+                group.addTask {
+                    try? await Task.sleep(for: .milliseconds(delay))
+                    let asked = ContinuousClock.now
+                    let late: Bool
+                    do {
+                        _ = try await batcher.value(forAnyOf: [key], logger: logger)
+                        late = false
+                    } catch {
+                        late = true
+                    }
+                    return (asked, ContinuousClock.now, late)
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(outcomes.count == 3)
+        for outcome in outcomes where outcome.late {
+            // Not more than a tenth of the timeout early, and answered not long after the deadline.
+            #expect(outcome.answered - outcome.asked >= timeout * 0.9)
+            #expect(outcome.answered - outcome.asked < timeout * 2)
+        }
+    }
+
+    @Test func aCancelledLeaderDoesNotFailItsCompanions() async throws {
+        let fetch = RecordingFetch(delay: .milliseconds(300))
+        let batcher = LookupBatcher<Int, Int>(concurrency: 1, maximumKeys: 100, timeout: .seconds(5), timeoutMessage: "late", fetch: fetch.fetch)
+        let first = Task { try await batcher.value(forAnyOf: [0], logger: logger) }
+        try await Task.sleep(for: .milliseconds(50))
+        // These two wait while the first runs; the first of them then leads their shared batch.
+        let leader = Task { try await batcher.value(forAnyOf: [2], logger: logger) }
+        try await Task.sleep(for: .milliseconds(20))
+        let companion = Task { try await batcher.value(forAnyOf: [4], logger: logger) }
+        try await Task.sleep(for: .milliseconds(400))  // the shared batch is running now
+        leader.cancel()
+        #expect(try await first.value == 0)
+        #expect(try await companion.value == 40)
+        #expect(fetch.calls.withLockedValue { $0 } == [[0], [2, 4]])
     }
 }

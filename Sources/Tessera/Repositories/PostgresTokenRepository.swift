@@ -16,6 +16,10 @@ public struct PostgresTokenRepository: TokenRepository {
 
     /// Creates a repository over a running client; at most `lookupConcurrency` verification lookups run at once,
     /// and those that arrive meanwhile share the next statement.
+    ///
+    /// One at a time measured fastest (docs/performance.md). The price: a lookup stuck on a broken connection holds
+    /// every verification on this instance until the timeout, and a statement abandoned at its deadline may still
+    /// be running on the server when the next one starts.
     public init(client: PostgresClient, timeout: Duration = .seconds(5), lookupConcurrency: Int = 1) {
         self.client = client
         self.timeout = timeout

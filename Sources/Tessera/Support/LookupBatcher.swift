@@ -4,9 +4,10 @@ import NIOConcurrencyHelpers
 /// Coalesces concurrent lookups into shared batches: at most `concurrency` batches run at once, and lookups that
 /// arrive meanwhile wait and go together in the next one.
 ///
-/// Under light load every lookup runs at once, alone; under heavy load one round trip answers many callers. No
-/// task is spawned: the first caller waiting when a batch ends is handed the next batch and runs it for the others.
-/// Each caller is answered within `timeout` of asking, whatever the queue ahead of it.
+/// Under light load every lookup runs at once, alone; under heavy load one round trip answers many callers. The
+/// first caller waiting when a batch ends is handed the next batch and runs it for the others. Each caller is
+/// answered within `timeout` of asking, whatever the queue ahead of it. A waiting caller is not woken by its own
+/// cancellation: it is answered when its batch is, within the timeout.
 final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     /// Fetches the values of the keys it is given (logging to the leading caller's logger); keys without a value are
     /// left out of the answer.
@@ -71,6 +72,9 @@ final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
 
     /// Fetches the leader's `keys` together with its companions', answers the companions and returns the leader's outcome.
+    ///
+    /// The batch has its oldest member's deadline. A leader cancelled while running a batch does not fail its
+    /// companions' lookups: a shared fetch runs in a task of its own.
     private func run(_ keys: [Key], asked: ContinuousClock.Instant, for companions: [Waiter], logger: Logger) async -> Result<Value?, any Error> {
         let oldest = companions.reduce(asked) { min($0, $1.asked) }
         let remaining = timeout - (ContinuousClock.now - oldest)
@@ -82,10 +86,12 @@ final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sendable {
             for companion in companions { allKeys += companion.keys }
             let batch = allKeys
             let fetch = self.fetch
-            do {
-                outcome = .success(try await withDeadline(remaining, timeoutMessage) { try await fetch(batch, logger) })
-            } catch {
-                outcome = .failure(error)
+            let message = timeoutMessage
+            let work: @Sendable () async throws -> [Key: Value] = { try await withDeadline(remaining, message) { try await fetch(batch, logger) } }
+            if companions.isEmpty {
+                do { outcome = .success(try await work()) } catch { outcome = .failure(error) }
+            } else {
+                outcome = await Task { try await work() }.result
             }
         }
         for companion in companions {
@@ -95,23 +101,32 @@ final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     }
 
     /// Passes the next batch, if callers are waiting, to the first of them; otherwise frees the slot.
+    ///
+    /// Callers whose time is up are answered at once instead. A batch takes callers of about one age (within a tenth
+    /// of the timeout of its first), so its deadline, its oldest member's, cuts none of them short by more than that.
     private func handOver() {
-        let next = state.withLockedValue { state -> (leader: Waiter, companions: [Waiter])? in
-            guard !state.waiting.isEmpty else {
+        let now = ContinuousClock.now
+        let (expired, next) = state.withLockedValue { state -> ([Waiter], (leader: Waiter, companions: [Waiter])?) in
+            // Waiters queue in the order they asked: the expired ones are at the front.
+            let expiredCount = state.waiting.prefix { now - $0.asked >= timeout }.count
+            let expired = Array(state.waiting.prefix(expiredCount))
+            state.waiting.removeFirst(expiredCount)
+            guard let first = state.waiting.first else {
                 state.running -= 1
-                return nil
+                return (expired, nil)
             }
             var taken = 0
             var count = 0
             for waiter in state.waiting {
-                if count > 0 && taken + waiter.keys.count > maximumKeys { break }
+                if count > 0 && (taken + waiter.keys.count > maximumKeys || waiter.asked - first.asked > timeout / 10) { break }
                 taken += waiter.keys.count
                 count += 1
             }
             let batch = Array(state.waiting.prefix(count))
             state.waiting.removeFirst(count)
-            return (batch[0], Array(batch.dropFirst()))
+            return (expired, (batch[0], Array(batch.dropFirst())))
         }
+        for waiter in expired { waiter.continuation.resume(throwing: DeadlineExceeded(description: timeoutMessage)) }
         guard let next else { return }
         next.leader.continuation.resume(returning: .leader(companions: next.companions))
     }
