@@ -73,9 +73,6 @@ public struct AccessToken: Sendable, Hashable, CustomStringConvertible, CustomDe
         String(secret.prefix(prefix.rawValue.utf8.count + 1 + Self.displayedBodyLength))
     }
 
-    /// The token's bytes, the input of the keyed hash.
-    public var bytes: [UInt8] { Array(secret.utf8) }
-
     public var description: String { "\(displayPrefix)…" }
     public var debugDescription: String { "AccessToken(\(displayPrefix)…)" }
 }

@@ -26,7 +26,7 @@ public struct APIKeyCredential: Sendable {
 
     /// Creates a credential from a plaintext secret, which is hashed at once and not kept.
     public init(name: String, role: APIKeyRole, secret: String) {
-        self.init(name: name, role: role, digest: Blake2b.hash(Array(secret.utf8)))
+        self.init(name: name, role: role, digest: Blake2b.hash(utf8: secret))
     }
 
     /// Creates a credential from the BLAKE2b-256 digest of its secret.

@@ -13,7 +13,7 @@ public struct Migration: Sendable, Equatable {
     public let sql: String
 
     /// A digest of the SQL, recorded when applied, so an edited migration is caught.
-    public var checksum: String { Hex.encode(Blake2b.hash(Array(sql.utf8))) }
+    public var checksum: String { Hex.encode(Blake2b.hash(utf8: sql)) }
 }
 
 /// Why the schema cannot be used or migrated.

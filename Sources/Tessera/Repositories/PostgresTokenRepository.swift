@@ -27,7 +27,7 @@ public struct PostgresTokenRepository: TokenRepository {
             concurrency: lookupConcurrency,
             maximumKeys: 256,
             timeout: timeout,
-            timeoutMessage: "PostgreSQL did not answer within \(timeout)"
+            timeoutMessage: Self.timeoutMessage(timeout)
         ) { digests, logger in
             let rows = try await client.execute(TokenByDigest(hashes: digests.map { ByteBuffer(bytes: $0) }), logger: logger)
             var found: [[UInt8]: TokenRecord] = [:]
@@ -44,9 +44,19 @@ public struct PostgresTokenRepository: TokenRepository {
 
     /// Runs `operation` under the repository's deadline, so a database outage cannot hold a request forever.
     private func bounded<Result: Sendable>(_ operation: @escaping @Sendable () async throws -> Result) async throws -> Result {
+        try await counted { try await withDeadline(timeout, Self.timeoutMessage(timeout), operation: operation) }
+    }
+
+    /// Runs `operation` counted in ``inFlight``.
+    private func counted<Result>(_ operation: () async throws -> Result) async throws -> Result {
         inFlight?.increment()
         defer { inFlight?.decrement() }
-        return try await withDeadline(timeout, "PostgreSQL did not answer within \(timeout)", operation: operation)
+        return try await operation()
+    }
+
+    /// What a caller is told when PostgreSQL did not answer in time.
+    private static func timeoutMessage(_ timeout: Duration) -> String {
+        "PostgreSQL did not answer within \(timeout)"
     }
 
     /// The columns every token query selects, in the order ``decodeRecords(_:)`` reads them.
@@ -89,9 +99,7 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     public func token(matchingAnyOf digests: [TokenDigest], logger: Logger) async throws -> TokenRecord? {
-        inFlight?.increment()
-        defer { inFlight?.decrement() }
-        return try await lookups.value(forAnyOf: digests.map(\.bytes), logger: logger)
+        try await counted { try await lookups.value(forAnyOf: digests.map(\.bytes), logger: logger) }
     }
 
     /// The verification lookup as a named prepared statement: parsed and planned once per connection, not on every
