@@ -1,6 +1,5 @@
 import HTTPTypes
 import Hummingbird
-import HummingbirdAuth
 import Logging
 import Metrics
 import Prometheus
@@ -150,10 +149,8 @@ func buildRouter(
         authenticator: APIKeyAuthenticator = authenticator,
         budget limiter: any RateLimitStore
     ) {
-        router.group(path)
-            .add(middleware: AdmissionMiddleware(authenticator: authenticator, roles: Context.roles, budget: limiter, metrics: metrics))
-            .group(context: Context.self)
-            .addRoutes(routes)
+        AdmittedRoutes<Context, _>(parent: router, admission: Admission(authenticator: authenticator, budget: limiter, metrics: metrics))
+            .addRoutes(routes, atPath: path)
     }
     let bodyLimit = configuration.maximumBodySize
     mount(VerificationController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens/verify", budget: rateLimiters.verify)

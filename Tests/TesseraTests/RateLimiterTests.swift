@@ -115,6 +115,16 @@ struct ClientAddressTests {
         #expect(ClientAddressResolver.limiterKey(for: "2001:db8:1:2::1") == "2001:db8:1:2::/64")
     }
 
+    @Test(arguments: [
+        ("0.0.0.0", true), ("203.0.113.9", true), ("255.255.255.255", true), ("10.0.0.1", true),
+        ("010.0.0.1", false), ("256.0.0.1", false), ("1.2.3", false), ("1.2.3.4.5", false), ("1.2.3.", false),
+        (".1.2.3", false), ("1..2.3", false), ("1.2.3.4:80", false), ("::ffff:1.2.3.4", false), ("1.2.3.1000", false), ("", false),
+    ])
+    func canonicalIPv4AddressesAreTheirOwnLimiterKey(address: String, canonical: Bool) {
+        #expect(ClientAddressResolver.isCanonicalIPv4(address) == canonical)
+        if canonical { #expect(IPNetwork.parseAddress(address)?.map { String($0) }.joined(separator: ".") == address) }
+    }
+
     @Test func forwardedHopsWithPortsAndBracketsAreNormalised() {
         #expect(resolver.clientAddress(peer: "10.0.0.2", forwardedFor: ["198.51.100.7:5678"]) == "198.51.100.7")
         #expect(resolver.clientAddress(peer: "10.0.0.2", forwardedFor: ["[2001:db8::5]:443"]) == "2001:db8::5")

@@ -1,14 +1,12 @@
 import HTTPTypes
 import Hummingbird
-import HummingbirdAuth
 import NIOCore
 import Foundation
+import Logging
 
-/// The context of every request: the peer's address and, once ``APIKeyAuthenticator`` has run, the caller.
-public struct TesseraRequestContext: AuthRequestContext, RequestContext {
+/// The context of every request: the peer's address and the client's.
+public struct TesseraRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// The caller, set by ``APIKeyAuthenticator`` when a valid key was presented.
-    public var identity: Caller?
     /// The socket peer, when known.
     public let remoteAddress: SocketAddress?
     /// The client's address: the peer, or what a trusted proxy forwarded (set by ``ClientAddressMiddleware``).
@@ -18,14 +16,22 @@ public struct TesseraRequestContext: AuthRequestContext, RequestContext {
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
-        self.identity = nil
         self.remoteAddress = source.channel.remoteAddress
         self.clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
     }
 }
 
-/// The context of admin routes: it cannot be created without an admin caller.
-public struct AdminRequestContext: ChildRequestContext {
+/// What the context of an authenticated route is made from: the request's context and the caller admitted.
+public struct AdmittedRequest: RequestContextSource {
+    /// The caller ``Admission`` admitted.
+    public let caller: Caller
+    /// The context the request arrived with.
+    public let context: TesseraRequestContext
+    public var logger: Logger { context.logger }
+}
+
+/// The context of admin routes: only ``Admission`` creates one, for an admin caller.
+public struct AdminRequestContext: RequestContext {
     /// Who may use admin routes.
     public static let roles: [APIKeyRole] = [.admin]
     public var coreContext: CoreRequestContextStorage
@@ -34,14 +40,16 @@ public struct AdminRequestContext: ChildRequestContext {
     /// Responses are JSON with sorted keys and ISO 8601 dates.
     public var responseEncoder: JSONEncoder { .api }
 
-    public init(context: TesseraRequestContext) throws {
-        self.caller = try context.requireCaller(withRole: Self.roles)
-        self.coreContext = context.coreContext
+    public typealias Source = AdmittedRequest
+
+    public init(source: AdmittedRequest) {
+        self.caller = source.caller
+        self.coreContext = source.context.coreContext
     }
 }
 
 /// The context of verification routes: any caller with the admin or verifier role.
-public struct VerifierRequestContext: ChildRequestContext {
+public struct VerifierRequestContext: RequestContext {
     /// Who may use verification routes.
     public static let roles: [APIKeyRole] = [.admin, .verifier]
     public var coreContext: CoreRequestContextStorage
@@ -50,22 +58,21 @@ public struct VerifierRequestContext: ChildRequestContext {
     /// Responses are JSON with sorted keys and ISO 8601 dates.
     public var responseEncoder: JSONEncoder { .api }
 
-    public init(context: TesseraRequestContext) throws {
-        self.caller = try context.requireCaller(withRole: Self.roles)
-        self.coreContext = context.coreContext
+    public typealias Source = AdmittedRequest
+
+    public init(source: AdmittedRequest) {
+        self.caller = source.caller
+        self.coreContext = source.context.coreContext
     }
 }
 
 extension TesseraRequestContext {
-    /// The caller, throwing `401` when there is none and `403` when its role is not in `roles`.
-    func requireCaller(withRole roles: [APIKeyRole]) throws -> Caller {
-        // The authenticator runs first on every route using these contexts; no caller here means no key was sent.
-        guard let caller = identity else { throw APIError.unauthenticated(.none) }
+    /// Throws `403` when `caller`'s role is not in `roles`.
+    func require(_ caller: Caller, hasRoleIn roles: [APIKeyRole]) throws {
         guard roles.contains(caller.role) else {
             logger.notice("caller forbidden", metadata: ["caller": "\(caller.name)", "role": "\(caller.role.rawValue)"])
             throw APIError.forbidden(role: caller.role)
         }
-        return caller
     }
 }
 

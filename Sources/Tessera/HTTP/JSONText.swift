@@ -22,8 +22,8 @@ enum JSONText {
                 case "\u{0C}": buffer.writeStaticString("\\f")
                 case _ where scalar.value < 0x20:
                     buffer.writeStaticString("\\u00")
-                    buffer.writeInteger(hexDigits[Int(scalar.value >> 4)])
-                    buffer.writeInteger(hexDigits[Int(scalar.value & 0xF)])
+                    buffer.writeInteger(hexDigit(UInt8(scalar.value >> 4)))
+                    buffer.writeInteger(hexDigit(UInt8(scalar.value & 0xF)))
                 default: buffer.writeString(String(scalar))
                 }
             }
@@ -43,15 +43,19 @@ enum JSONText {
 
     /// Writes `id` as a JSON string, lower case, as `UUID.uuidString.lowercased()` spells it.
     static func write(_ id: UUID, to buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "\""))
-        withUnsafeBytes(of: id.uuid) { bytes in
-            for (index, byte) in bytes.enumerated() {
-                if index == 4 || index == 6 || index == 8 || index == 10 { buffer.writeInteger(UInt8(ascii: "-")) }
-                buffer.writeInteger(hexDigits[Int(byte >> 4)])
-                buffer.writeInteger(hexDigits[Int(byte & 0xF)])
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 38) { output in
+            var text = FixedText(output)
+            text.append(UInt8(ascii: "\""))
+            withUnsafeBytes(of: id.uuid) { bytes in
+                for (index, byte) in bytes.enumerated() {
+                    if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
+                    text.append(hexDigit(byte >> 4))
+                    text.append(hexDigit(byte & 0xF))
+                }
             }
+            text.append(UInt8(ascii: "\""))
+            return text.count
         }
-        buffer.writeInteger(UInt8(ascii: "\""))
     }
 
     /// Writes `date` as a JSON string in UTC, to the second: `"2026-01-02T03:04:05Z"`.
@@ -69,30 +73,63 @@ enum JSONText {
         let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
         let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        buffer.writeInteger(UInt8(ascii: "\""))
-        if (1_000...9_999).contains(year) { writeDigits(year, count: 4, to: &buffer) } else { buffer.writeString(String(year)) }
-        buffer.writeInteger(UInt8(ascii: "-"))
-        writeDigits(month, count: 2, to: &buffer)
-        buffer.writeInteger(UInt8(ascii: "-"))
-        writeDigits(day, count: 2, to: &buffer)
-        buffer.writeInteger(UInt8(ascii: "T"))
-        writeDigits(secondOfDay / 3_600, count: 2, to: &buffer)
-        buffer.writeInteger(UInt8(ascii: ":"))
-        writeDigits(secondOfDay % 3_600 / 60, count: 2, to: &buffer)
-        buffer.writeInteger(UInt8(ascii: ":"))
-        writeDigits(secondOfDay % 60, count: 2, to: &buffer)
-        buffer.writeStaticString("Z\"")
-    }
-
-    /// Writes the last `count` decimal digits of a non-negative `value`, zero-padded.
-    private static func writeDigits(_ value: Int64, count: Int, to buffer: inout ByteBuffer) {
-        var divisor: Int64 = 1
-        for _ in 1..<count { divisor *= 10 }
-        while divisor > 0 {
-            buffer.writeInteger(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-            divisor /= 10
+        guard (1_000...9_999).contains(year) else {
+            // Not a date this service stores; spelled the long way.
+            buffer.writeString("\"\(String(year))-\(twoDigits(month))-\(twoDigits(day))T\(twoDigits(secondOfDay / 3_600)):\(twoDigits(secondOfDay % 3_600 / 60)):\(twoDigits(secondOfDay % 60))Z\"")
+            return
+        }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 22) { output in
+            var text = FixedText(output)
+            text.append(UInt8(ascii: "\""))
+            text.append(digits: year, count: 4)
+            text.append(UInt8(ascii: "-"))
+            text.append(digits: month, count: 2)
+            text.append(UInt8(ascii: "-"))
+            text.append(digits: day, count: 2)
+            text.append(UInt8(ascii: "T"))
+            text.append(digits: secondOfDay / 3_600, count: 2)
+            text.append(UInt8(ascii: ":"))
+            text.append(digits: secondOfDay % 3_600 / 60, count: 2)
+            text.append(UInt8(ascii: ":"))
+            text.append(digits: secondOfDay % 60, count: 2)
+            text.append(UInt8(ascii: "Z"))
+            text.append(UInt8(ascii: "\""))
+            return text.count
         }
     }
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
+    /// `value` (0-99) as two digits.
+    private static func twoDigits(_ value: Int64) -> String {
+        value < 10 ? "0\(value)" : String(value)
+    }
+
+    /// The lower-case hexadecimal digit for `nibble` (0-15).
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    }
+
+    /// Bytes written into a buffer's spare capacity, sized by the caller.
+    private struct FixedText {
+        let output: UnsafeMutableRawBufferPointer
+        var count = 0
+
+        init(_ output: UnsafeMutableRawBufferPointer) {
+            self.output = output
+        }
+
+        mutating func append(_ byte: UInt8) {
+            output[count] = byte
+            count += 1
+        }
+
+        /// The last `count` decimal digits of a non-negative `value`, zero-padded.
+        mutating func append(digits value: Int64, count: Int) {
+            var remaining = value
+            for position in stride(from: self.count + count - 1, through: self.count, by: -1) {
+                output[position] = UInt8(ascii: "0") + UInt8(remaining % 10)
+                remaining /= 10
+            }
+            self.count += count
+        }
+    }
 }

@@ -4,11 +4,11 @@ import Hummingbird
 extension Request {
     /// Reads the body as one JSON object: `415` for another media type, `413` past `maximumSize` bytes (refused
     /// before more is buffered), `400` for anything else.
-    mutating func jsonObject(context: some RequestContext, maximumSize: Int) async throws -> [String: JSONValue] {
+    func jsonObject(context: some RequestContext, maximumSize: Int) async throws -> [String: JSONValue] {
         guard let contentType = headers[.contentType], Self.isJSON(contentType) else {
             throw APIError.unsupportedMediaType
         }
-        let body = try await collectBody(upTo: maximumSize)
+        let body = try await self.body.collect(upTo: maximumSize)
         let value: JSONValue
         do {
             value = try JSONParser.parse(Array(body.readableBytesView))

@@ -117,9 +117,32 @@ public struct ClientAddressResolver: Sendable {
 
     /// The key the limiter uses for an address: IPv6 addresses are grouped by their /64, which one host usually owns.
     public static func limiterKey(for address: String) -> String {
+        if isCanonicalIPv4(address) { return address }  // the usual case, already in the form returned below
         guard let bytes = IPNetwork.parseAddress(address) else { return address }
         if bytes.count == 4 { return ipv4Text(bytes) }
         return stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }.joined(separator: ":") + "::/64"
+    }
+
+    /// Whether `text` is four decimal octets, 0-255 without leading zeros, as ``ipv4Text(_:)`` writes them.
+    static func isCanonicalIPv4(_ text: String) -> Bool {
+        var octets = 0
+        var value = 0
+        var digits = 0
+        for byte in text.utf8 {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0, octets < 3 else { return false }
+                octets += 1
+                (value, digits) = (0, 0)
+            } else if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                guard digits == 0 || value > 0 else { return false }  // a leading zero
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                digits += 1
+                guard value <= 255 else { return false }
+            } else {
+                return false
+            }
+        }
+        return octets == 3 && digits > 0
     }
 
     private func isTrusted(_ address: String) -> Bool {

@@ -122,15 +122,19 @@ private struct LineBuffer {
     }
 
     mutating func append(_ text: String) {
-        var text = text
-        text.withUTF8 { bytes in
-            if overflow == nil, count + bytes.count <= storage.count {
-                UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(storage)[count...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
-                count += bytes.count
-            } else {
-                if overflow == nil { overflow = Array(storage[..<count]) }
-                overflow!.append(contentsOf: bytes)
-            }
+        // Native strings are read where they are stored; only a bridged one is copied first.
+        if text.utf8.withContiguousStorageIfAvailable({ append($0) }) == nil {
+            Array(text.utf8).withUnsafeBufferPointer { append($0) }
+        }
+    }
+
+    private mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        if overflow == nil, count + bytes.count <= storage.count {
+            UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(storage)[count...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
+            count += bytes.count
+        } else {
+            if overflow == nil { overflow = Array(storage[..<count]) }
+            overflow!.append(contentsOf: bytes)
         }
     }
 

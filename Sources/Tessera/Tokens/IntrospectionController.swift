@@ -20,8 +20,7 @@ struct IntrospectionController {
             throw APIError(.unsupportedMediaType, type: "urn:tessera:problem:unsupported-media-type",
                 detail: "Send the body as Content-Type: application/x-www-form-urlencoded.")
         }
-        var request = request
-        let body = try await request.collectBody(upTo: maximumBodySize)
+        let body = try await request.body.collect(upTo: maximumBodySize)
         let form = Self.parseForm(String(buffer: body))
         var errors: [FieldError] = []
         for (name, values) in form {

@@ -29,7 +29,6 @@ struct TokenController {
 
     /// `POST /api/tokens`: the token appears in this response only, after its row is committed.
     @Sendable func create(_ request: Request, context: AdminRequestContext) async throws -> EditedResponse<CreatedToken> {
-        var request = request
         let tokenRequest = try Self.tokenRequest(from: try await request.jsonObject(context: context, maximumSize: maximumBodySize))
         let (token, record) = try await service.issue(tokenRequest, by: context.caller, logger: context.logger)
         return EditedResponse(
@@ -75,7 +74,6 @@ struct TokenController {
     /// `POST /api/tokens/{id}/rotate` `{"graceSeconds"}`: a new token in place of an active one, shown once.
     @Sendable func rotate(_ request: Request, context: AdminRequestContext) async throws -> EditedResponse<CreatedToken> {
         let id = try Self.tokenID(context)
-        var request = request
         var reader = FieldReader(try await request.jsonObject(context: context, maximumSize: maximumBodySize), allowed: ["graceSeconds"])
         let grace = reader.integer("graceSeconds", required: true, in: 0...Self.maximumGraceSeconds)
         guard reader.errors.isEmpty, let grace else { throw APIError.validation(reader.errors) }

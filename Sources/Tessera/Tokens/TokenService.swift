@@ -45,7 +45,7 @@ public struct TokenRequest: Sendable, Equatable {
 }
 
 /// Issues and verifies tokens: the format, the keyed hash and the repository brought together.
-public struct TokenService: Sendable {
+public final class TokenService: Sendable {
     let repository: any TokenRepository
     let hasher: TokenHasher
     let prefix: TokenPrefix
@@ -55,7 +55,7 @@ public struct TokenService: Sendable {
 
     /// Creates a service issuing tokens with `prefix`; successful verifications are noted in `usage`, and
     /// verified records are kept in `cache`, if given.
-    public init(
+    public convenience init(
         repository: any TokenRepository,
         hasher: TokenHasher,
         prefix: TokenPrefix,

@@ -19,9 +19,20 @@ public final class VerificationCache: Sendable {
         var storedAt: ContinuousClock.Instant
     }
 
+    /// A digest as a dictionary key, hashed by its first eight bytes: a keyed hash makes them uniformly random.
+    private struct DigestKey: Hashable {
+        let bytes: [UInt8]
+
+        func hash(into hasher: inout Hasher) {
+            bytes.withUnsafeBytes { raw in
+                if raw.count >= 8 { hasher.combine(raw.loadUnaligned(as: UInt64.self)) } else { hasher.combine(bytes: raw) }
+            }
+        }
+    }
+
     private struct State {
-        var entries: [[UInt8]: Entry] = [:]
-        var digestsByID: [UUID: [UInt8]] = [:]
+        var entries: [DigestKey: Entry] = [:]
+        var digestsByID: [UUID: DigestKey] = [:]
         /// Whether invalidations are being received; while not, nothing is read from or written to the cache.
         var isListening = false
         /// Bumped by every invalidation: a lookup that began before one must not store what it read.
@@ -38,6 +49,7 @@ public final class VerificationCache: Sendable {
 
     /// The cached record for `digest`, if the cache is usable and the entry is fresh.
     func record(for digest: [UInt8]) -> TokenRecord? {
+        let digest = DigestKey(bytes: digest)
         let now = ContinuousClock.now
         return state.withLock { state in
             guard state.isListening, let entry = state.entries[digest] else { return nil }
@@ -57,6 +69,7 @@ public final class VerificationCache: Sendable {
 
     /// Stores `record` under `digest`, unless an invalidation happened since `ticket` or the cache is not usable.
     func store(_ record: TokenRecord, digest: [UInt8], ticket: UInt64) {
+        let digest = DigestKey(bytes: digest)
         let now = ContinuousClock.now
         state.withLock { state in
             guard state.isListening, state.generation == ticket else { return }

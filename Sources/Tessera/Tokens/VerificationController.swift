@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 
 /// `POST /api/tokens/verify`: whether a presented token may be used, for downstream services.
@@ -16,7 +17,6 @@ struct VerificationController {
 
     /// Always `200` for an authorised caller: the answer is in the body, never in the status.
     @Sendable func verify(_ request: Request, context: VerifierRequestContext) async throws -> VerificationResult {
-        var request = request
         var reader = FieldReader(try await request.jsonObject(context: context, maximumSize: maximumBodySize), allowed: Self.fields)
         let token = reader.string("token", required: true)
         let requiredScopes = TextRules.scopes(reader.strings("requiredScopes"), field: "requiredScopes", into: &reader)
@@ -73,8 +73,8 @@ extension VerificationController {
             let body = self.body
             var headers = HTTPFields()
             headers.reserveCapacity(12)  // room for the security, request id and rate limit fields added on the way out
-            headers[.contentType] = "application/json; charset=utf-8"
-            headers[.contentLength] = String(body.readableBytes)
+            headers.append(HTTPField(name: .contentType, value: "application/json; charset=utf-8"))
+            headers.append(HTTPField(name: .contentLength, value: String(body.readableBytes)))
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
         }
     }
