@@ -165,6 +165,8 @@ public final class LogWriter: @unchecked Sendable {
     /// Guards `pending` and `flusherStarted`; signalled when `pending` stops being empty.
     private let condition = NSCondition()
     private var pending: [UInt8] = []
+    /// The last batch written, emptied but keeping its capacity, to become `pending` next (guarded by `writing`).
+    private var spare: [UInt8] = []
     private var flusherStarted = false
     /// Held while writing, so batches reach the descriptor in the order they were taken.
     private let writing = NIOLock()
@@ -193,10 +195,10 @@ public final class LogWriter: @unchecked Sendable {
     public func flush() {
         writing.withLock {
             condition.lock()
-            var batch: [UInt8] = []
-            swap(&batch, &pending)
+            swap(&spare, &pending)
             condition.unlock()
-            batch.withUnsafeBytes { Self.writeAll($0, to: descriptor) }
+            spare.withUnsafeBytes { Self.writeAll($0, to: descriptor) }
+            spare.removeAll(keepingCapacity: true)
         }
     }
 
