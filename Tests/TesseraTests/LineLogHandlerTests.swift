@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import Synchronization
 import Testing
 
 @testable import Tessera
@@ -15,6 +16,26 @@ struct LineLogHandlerTests {
         }
         body(&logger)
         return lines.withLockedValue { $0 }
+    }
+
+    @Test func aValueSetOnTheLoggerIsFormattedOnceWhenSet() throws {
+        final class CountedID: CustomStringConvertible, Sendable {
+            let formatted = Mutex(0)
+            var description: String {
+                formatted.withLock { $0 += 1 }
+                return "id-1"
+            }
+        }
+        let id = CountedID()
+        let lines = capture { logger in
+            logger[metadataKey: "hb.request.id"] = .stringConvertible(id)
+            logger.info("one")
+            logger.info("two")
+            #expect(logger[metadataKey: "hb.request.id"]?.description == "id-1")
+        }
+        #expect(lines.count == 2)
+        #expect(lines.allSatisfy { $0.contains(" hb.request.id=id-1 ") })
+        #expect(id.formatted.withLock { $0 } == 1)
     }
 
     @Test func aLineHasTimeLevelLabelSortedMetadataSourceAndMessage() throws {

@@ -33,9 +33,17 @@ public struct LineLogHandler: LogHandler {
         self.metadataProvider = metadataProvider
     }
 
+    /// A value set here is kept as text: Hummingbird sets each request's id once and every line of the request, and
+    /// its `X-Request-Id`, would otherwise format it again.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
-        set { metadata[key] = newValue }
+        set {
+            if case .stringConvertible(let value)? = newValue {
+                metadata[key] = .string(value.description)
+            } else {
+                metadata[key] = newValue
+            }
+        }
     }
 
     public func log(event: LogEvent) {
