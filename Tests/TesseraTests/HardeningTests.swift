@@ -72,6 +72,26 @@ struct HardeningTests {
         }
     }
 
+    @Test func aForbiddenCallerSpendsNoBudgetAndRouteErrorsReportIt() async throws {
+        try await withAPI(rateLimits: Self.limits(admin: 1)) { api async throws in
+            for _ in 0..<2 {
+                let forbidden = try await api.send(.get, "/api/tokens?userId=u", key: Fixtures.verifierKey)
+                #expect(forbidden.status == .forbidden)
+                #expect(forbidden.headers[HTTPField.Name("RateLimit-Policy")!] == nil)
+                #expect(forbidden.headers[HTTPField.Name("RateLimit")!] == nil)
+            }
+            let unauthenticated = try await api.send(.get, "/api/tokens?userId=u", key: "wrong-key-wrong-key-1")
+            #expect(unauthenticated.status == .unauthorized)
+            #expect(unauthenticated.headers[HTTPField.Name("RateLimit")!] == nil)
+            // The admin's one request is still there, and an error from the route carries the budget too.
+            let missing = try await api.send(.get, "/api/tokens/\(UUID())")
+            #expect(missing.status == .notFound)
+            #expect(missing.headers[HTTPField.Name("RateLimit-Policy")!] == #""admin";q=1;w=60"#)
+            #expect(missing.headers[HTTPField.Name("RateLimit")!]?.hasPrefix(#""admin";r=0;t="#) == true)
+            #expect(try await api.send(.get, "/api/tokens?userId=u").status == .tooManyRequests)
+        }
+    }
+
     @Test func trustedProxiesForwardDistinctClients() async throws {
         let resolver = ClientAddressResolver(trustedProxies: [IPNetwork("127.0.0.0/8")!, IPNetwork("::1")!])
         try await withAPI(rateLimits: Self.limits(failures: 1), clientAddresses: resolver, mode: .live) { api async throws in

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Testing
 
 @testable import Tessera
@@ -55,5 +56,13 @@ struct JSONTests {
             #expect(try JSONSerialization.jsonObject(with: Data(written.utf8)) as? NSDictionary == JSONSerialization.jsonObject(with: encoded) as? NSDictionary)
         }
         #expect(VerificationController.VerificationResult(.inactive(.revoked)).json == #"{"active":false,"code":"REVOKED"}"#)
+    }
+
+    @Test func datesAtTheEdgeOfFourDigitYearsAreWrittenInFull() {
+        for (seconds, text) in [(253_402_300_799.0, #""9999-12-31T23:59:59Z""#), (253_402_300_800.0, #""10000-01-01T00:00:00Z""#)] {
+            var buffer = ByteBuffer()
+            JSONText.write(Date(timeIntervalSince1970: seconds), to: &buffer)
+            #expect(String(buffer: buffer) == text)
+        }
     }
 }

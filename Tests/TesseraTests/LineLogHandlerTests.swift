@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
-import Synchronization
 import Testing
 
 @testable import Tessera
@@ -20,9 +19,9 @@ struct LineLogHandlerTests {
 
     @Test func aValueSetOnTheLoggerIsFormattedOnceWhenSet() throws {
         final class CountedID: CustomStringConvertible, Sendable {
-            let formatted = Mutex(0)
+            let formatted = NIOLockedValueBox(0)
             var description: String {
-                formatted.withLock { $0 += 1 }
+                formatted.withLockedValue { $0 += 1 }
                 return "id-1"
             }
         }
@@ -35,7 +34,7 @@ struct LineLogHandlerTests {
         }
         #expect(lines.count == 2)
         #expect(lines.allSatisfy { $0.contains(" hb.request.id=id-1 ") })
-        #expect(id.formatted.withLock { $0 } == 1)
+        #expect(id.formatted.withLockedValue { $0 } == 1)
     }
 
     @Test func aLineHasTimeLevelLabelSortedMetadataSourceAndMessage() throws {

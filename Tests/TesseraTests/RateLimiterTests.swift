@@ -122,7 +122,7 @@ struct ClientAddressTests {
     ])
     func canonicalIPv4AddressesAreTheirOwnLimiterKey(address: String, canonical: Bool) {
         #expect(ClientAddressResolver.isCanonicalIPv4(address) == canonical)
-        if canonical { #expect(IPNetwork.parseAddress(address)?.map { String($0) }.joined(separator: ".") == address) }
+        #expect(ClientAddressResolver.limiterKey(for: address) == ClientAddressResolver.normalisedLimiterKey(for: address))
     }
 
     @Test func forwardedHopsWithPortsAndBracketsAreNormalised() {

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import Logging
 
 /// A request context whose caller is known: the contexts of authenticated routes.
 protocol CallerRequestContext: RequestContext where Source == AdmittedRequest {
@@ -11,6 +12,23 @@ protocol CallerRequestContext: RequestContext where Source == AdmittedRequest {
 
 extension AdminRequestContext: CallerRequestContext {}
 extension VerifierRequestContext: CallerRequestContext {}
+
+/// What the context of an authenticated route is made from: the request's context and the caller admitted.
+///
+/// Only ``Admission`` creates one, after checking the caller's role, so a route's context cannot exist without it.
+public struct AdmittedRequest: RequestContextSource {
+    /// The caller ``Admission`` admitted.
+    public let caller: Caller
+    /// The context the request arrived with.
+    public let context: TesseraRequestContext
+    /// The request's logger.
+    public var logger: Logger { context.logger }
+
+    fileprivate init(caller: Caller, context: TesseraRequestContext) {
+        self.caller = caller
+        self.context = context
+    }
+}
 
 /// Admits a request to an authenticated route: authenticates its API key (``APIKeyAuthenticator``), checks the
 /// caller's role (`403`), then spends one request of the caller's budget (`429` when spent) and reports the budget
@@ -42,7 +60,8 @@ struct Admission: Sendable {
             throw APIError.tooManyRequests(decision, policy: budget.policy)
         }
         do {
-            var response = try await responder.respond(to: request, context: Responder.Context(source: AdmittedRequest(caller: caller, context: context)))
+            let admitted = AdmittedRequest(caller: caller, context: context)
+            var response = try await responder.respond(to: request, context: Responder.Context(source: admitted))
             response.headers.append(policyField)
             response.headers.append(decision.remainingField(policy: budget.policy))
             return response

@@ -1,8 +1,7 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import Foundation
-import Logging
 
 /// The context of every request: the peer's address and the client's.
 public struct TesseraRequestContext: RequestContext {
@@ -21,15 +20,6 @@ public struct TesseraRequestContext: RequestContext {
     }
 }
 
-/// What the context of an authenticated route is made from: the request's context and the caller admitted.
-public struct AdmittedRequest: RequestContextSource {
-    /// The caller ``Admission`` admitted.
-    public let caller: Caller
-    /// The context the request arrived with.
-    public let context: TesseraRequestContext
-    public var logger: Logger { context.logger }
-}
-
 /// The context of admin routes: only ``Admission`` creates one, for an admin caller.
 public struct AdminRequestContext: RequestContext {
     /// Who may use admin routes.
@@ -40,6 +30,7 @@ public struct AdminRequestContext: RequestContext {
     /// Responses are JSON with sorted keys and ISO 8601 dates.
     public var responseEncoder: JSONEncoder { .api }
 
+    /// Made only from what ``Admission`` admitted.
     public typealias Source = AdmittedRequest
 
     public init(source: AdmittedRequest) {
@@ -58,6 +49,7 @@ public struct VerifierRequestContext: RequestContext {
     /// Responses are JSON with sorted keys and ISO 8601 dates.
     public var responseEncoder: JSONEncoder { .api }
 
+    /// Made only from what ``Admission`` admitted.
     public typealias Source = AdmittedRequest
 
     public init(source: AdmittedRequest) {

@@ -54,6 +54,7 @@ enum JSONText {
                 }
             }
             text.append(UInt8(ascii: "\""))
+            assert(text.count == 38)
             return text.count
         }
     }
@@ -75,7 +76,8 @@ enum JSONText {
         let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
         guard (1_000...9_999).contains(year) else {
             // Not a date this service stores; spelled the long way.
-            buffer.writeString("\"\(String(year))-\(twoDigits(month))-\(twoDigits(day))T\(twoDigits(secondOfDay / 3_600)):\(twoDigits(secondOfDay % 3_600 / 60)):\(twoDigits(secondOfDay % 60))Z\"")
+            let time = "\(twoDigits(secondOfDay / 3_600)):\(twoDigits(secondOfDay % 3_600 / 60)):\(twoDigits(secondOfDay % 60))"
+            buffer.writeString("\"\(String(year))-\(twoDigits(month))-\(twoDigits(day))T\(time)Z\"")
             return
         }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 22) { output in
@@ -94,6 +96,7 @@ enum JSONText {
             text.append(digits: secondOfDay % 60, count: 2)
             text.append(UInt8(ascii: "Z"))
             text.append(UInt8(ascii: "\""))
+            assert(text.count == 22)
             return text.count
         }
     }

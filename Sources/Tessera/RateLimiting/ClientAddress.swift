@@ -117,7 +117,11 @@ public struct ClientAddressResolver: Sendable {
 
     /// The key the limiter uses for an address: IPv6 addresses are grouped by their /64, which one host usually owns.
     public static func limiterKey(for address: String) -> String {
-        if isCanonicalIPv4(address) { return address }  // the usual case, already in the form returned below
+        isCanonicalIPv4(address) ? address : normalisedLimiterKey(for: address)  // the usual case needs no parsing
+    }
+
+    /// ``limiterKey(for:)`` without its fast path for canonical IPv4 addresses, which are their own key.
+    static func normalisedLimiterKey(for address: String) -> String {
         guard let bytes = IPNetwork.parseAddress(address) else { return address }
         if bytes.count == 4 { return ipv4Text(bytes) }
         return stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }.joined(separator: ":") + "::/64"

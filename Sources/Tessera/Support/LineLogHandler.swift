@@ -8,7 +8,8 @@ import Logging
 import NIOConcurrencyHelpers
 
 /// Writes each log event as one line, in `StreamLogHandler`'s format but with UTC timestamps, through a
-/// ``LogWriter``: no stdio lock, no time-zone lookup per line, and metadata formatted only when a line is written.
+/// ``LogWriter``: no stdio lock, no time-zone lookup per line; a value set on the logger is formatted once, when
+/// set, and an event's own metadata only when its line is written.
 ///
 /// Every authentication decision is logged at `info`, so on the verification path this handler runs once per
 /// request; `StreamLogHandler`, with a `write(2)` per line, cost about a fifth of the verify throughput there
