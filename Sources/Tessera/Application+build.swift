@@ -175,4 +175,3 @@ extension APIError {
         headers: [.retryAfter: "5"]
     )
 }
-

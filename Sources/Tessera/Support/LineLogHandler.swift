@@ -212,16 +212,19 @@ public final class LogWriter: @unchecked Sendable {
     }
 
     private func startFlusher() {
+        let (seconds, attoseconds) = Self.interval.components
+        let pause = Double(seconds) + Double(attoseconds) / 1e18
         let thread = Thread { [self] in
+            // Named from inside: on Linux, Foundation applies a name only to the thread that sets it.
+            Thread.current.name = "tessera-log"
             while true {
                 condition.lock()
                 while pending.isEmpty { condition.wait() }
                 condition.unlock()
-                Thread.sleep(forTimeInterval: Double(Self.interval.components.attoseconds) / 1e18)
+                Thread.sleep(forTimeInterval: pause)
                 flush()
             }
         }
-        thread.name = "tessera-log"
         thread.start()
     }
 
