@@ -120,6 +120,40 @@ struct HardeningTests {
         }
     }
 
+    /// A repeated field is read as all its values joined, as HTTP defines it, never as its first value alone: two
+    /// keys are not a key, two media types are not JSON, two request ids are not adopted.
+    @Test func repeatedFieldsAreReadWhole() async throws {
+        let apiKey = HTTPField.Name("X-API-Key")!
+        var fields: HTTPFields = [apiKey: "a"]
+        fields.append(HTTPField(name: apiKey, value: "b"))
+        #expect(fields.value(of: apiKey) == fields[apiKey])
+        #expect(fields.value(of: apiKey) == "a, b")
+        #expect(fields.value(of: .authorization) == nil)
+        #expect(HTTPFields([HTTPField(name: apiKey, value: "a")]).value(of: apiKey) == "a")
+
+        try await withAPI { api in
+            var twoKeys = HTTPFields()
+            twoKeys.append(HTTPField(name: apiKey, value: Fixtures.adminKey))
+            twoKeys.append(HTTPField(name: apiKey, value: Fixtures.adminKey))
+            let refused = try await api.send(.get, "/api/tokens?userId=u", key: nil, headers: twoKeys)
+            #expect(refused.status == .unauthorized)
+
+            var twoTypes = HTTPFields()
+            twoTypes.append(HTTPField(name: .contentType, value: "application/json"))
+            twoTypes.append(HTTPField(name: .contentType, value: "application/json"))
+            let verify = try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: #"{"token":"x"}"#, headers: twoTypes)
+            #expect(verify.status == .unsupportedMediaType)
+
+            let requestID = HTTPField.Name("X-Request-Id")!
+            var twoIDs = HTTPFields()
+            twoIDs.append(HTTPField(name: requestID, value: "trace-1"))
+            twoIDs.append(HTTPField(name: requestID, value: "trace-2"))
+            let health = try await api.send(.get, "/healthz", headers: twoIDs)
+            #expect(health.headers[requestID] != "trace-1")
+            #expect(health.headers[requestID] != "trace-1, trace-2")
+        }
+    }
+
     @Test func aSaneCallerRequestIdIsAdoptedAndOthersReplaced() async throws {
         try await withAPI { api in
             let requestID = HTTPField.Name("X-Request-Id")!

@@ -31,6 +31,19 @@ struct JSONTests {
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Array(text.utf8)) }
     }
 
+    /// The parser reads bytes through an unchecked pointer: every cut of a valid document must be refused, not
+    /// read past its end (debug builds, as tests run, trap on an out-of-bounds read).
+    @Test func refusesEveryTruncationReadingNoFurther() throws {
+        let text = Array(#"{"token": "tsr_a\u00e9\ud83d\ude00", "n": [-1.5e+3, 0, true, false, null], "o": {"k": "v"}}"#.utf8)
+        #expect(throws: Never.self) { try JSONParser.parse(text) }
+        for end in 0..<text.count {
+            #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Array(text[..<end])) }
+        }
+        var buffer = ByteBuffer(bytes: [0x20] + text + [0x20])
+        buffer.moveReaderIndex(forwardBy: 1)
+        #expect(try JSONParser.parse(buffer) == JSONParser.parse(text))
+    }
+
     @Test func refusesInvalidUTF8() {
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]) }
     }

@@ -128,7 +128,7 @@ struct APIKeyAuthenticator: Sendable {
     /// `X-API-Key` wins so that a proxy can authenticate with it while `Authorization` carries something else.
     static func credentials(in request: Request, readingAuthorization: Bool = true) -> Credentials {
         var fromAuthorization: Credentials = .none
-        if readingAuthorization, let authorization = request.headers[.authorization] {
+        if readingAuthorization, let authorization = request.headers.value(of: .authorization) {
             if let token = bearerToken(authorization) {
                 fromAuthorization = .key(String(token), name: nil)
             } else if let (name, secret) = basicCredentials(authorization) {
@@ -137,7 +137,7 @@ struct APIKeyAuthenticator: Sendable {
                 return .malformed
             }
         }
-        if let header = request.headers[.apiKey] {
+        if let header = request.headers.value(of: .apiKey) {
             let key = header.trimmingWhitespace()
             return key.isEmpty ? .none : .key(String(key), name: nil)
         }

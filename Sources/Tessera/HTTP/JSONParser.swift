@@ -1,3 +1,5 @@
+import NIOCore
+
 /// A strict RFC 8259 parser for request bodies, producing ``JSONValue`` directly from bytes.
 ///
 /// It exists for speed (Foundation's `Decodable` path dominated the verify endpoint's profile) and strictness:
@@ -10,11 +12,12 @@ struct JSONParser {
     /// Deepest nesting accepted.
     static let maximumDepth = 32
 
-    private let bytes: [UInt8]
+    /// The bytes being parsed, read where they are stored: valid only during ``parse(_:)``.
+    private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
 
     /// Parses `bytes` as exactly one JSON value.
-    static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
+    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(Failure) -> JSONValue {
         var parser = JSONParser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
@@ -23,7 +26,19 @@ struct JSONParser {
         return value
     }
 
-    private init(bytes: [UInt8]) {
+    /// Parses `bytes` as exactly one JSON value.
+    static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
+        try bytes.withUnsafeBufferPointer { bytes in Result { () throws(Failure) in try parse(bytes) } }.get()
+    }
+
+    /// Parses the readable bytes of `buffer` as exactly one JSON value, without copying them.
+    static func parse(_ buffer: ByteBuffer) throws(Failure) -> JSONValue {
+        try buffer.withUnsafeReadableBytes { raw in
+            raw.withMemoryRebound(to: UInt8.self) { bytes in Result { () throws(Failure) in try parse(bytes) } }
+        }.get()
+    }
+
+    private init(bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
     }
 
@@ -116,11 +131,11 @@ struct JSONParser {
         }
         guard index < bytes.count else { throw Failure() }
         if bytes[index] == UInt8(ascii: "\"") {
-            guard let text = String(validating: bytes[start..<index], as: UTF8.self) else { throw Failure() }
+            guard let text = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self) else { throw Failure() }
             index += 1
             return text
         }
-        guard let prefix = String(validating: bytes[start..<index], as: UTF8.self) else { throw Failure() }
+        guard let prefix = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self) else { throw Failure() }
         scalars.append(contentsOf: prefix.unicodeScalars)
         while true {
             guard index < bytes.count else { throw Failure() }
@@ -139,7 +154,7 @@ struct JSONParser {
             while index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\"), bytes[index] >= 0x20 {
                 index += 1
             }
-            guard let run = String(validating: bytes[runStart..<index], as: UTF8.self) else { throw Failure() }
+            guard let run = String(validating: UnsafeBufferPointer(rebasing: bytes[runStart..<index]), as: UTF8.self) else { throw Failure() }
             scalars.append(contentsOf: run.unicodeScalars)
         }
     }

@@ -67,7 +67,7 @@ enum DatabaseUnavailable {
 struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        if let id = request.headers[.requestID], Self.isSane(requestID: id) {
+        if let id = request.headers.value(of: .requestID), Self.isSane(requestID: id) {
             context.logger[metadataKey: "hb.request.id"] = "\(id)"
         }
         var response = try await next(request, context)
@@ -75,7 +75,7 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
         response.headers[.xContentTypeOptions] = "nosniff"
         response.headers[.referrerPolicy] = "no-referrer"
         // The management page sets a policy of its own; everything else may load nothing at all.
-        if response.headers[.contentSecurityPolicy] == nil {
+        if !response.headers.contains(.contentSecurityPolicy) {
             response.headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'"
         }
         response.headers[.requestID] = context.requestID

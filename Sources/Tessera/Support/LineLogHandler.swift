@@ -51,7 +51,7 @@ public struct LineLogHandler: LogHandler {
         // A handful of fields: a list is cheaper than merging dictionaries.
         var fields: [(key: String, value: Logger.MetadataValue)] = []
         fields.reserveCapacity(metadata.count + (event.metadata?.count ?? 0) + 2)
-        fields.append(contentsOf: metadata.lazy.map { ($0.key, $0.value) })
+        for (key, value) in metadata { fields.append((key, value)) }
         func set(_ key: String, _ value: Logger.MetadataValue) {
             if let index = fields.firstIndex(where: { $0.key == key }) {
                 fields[index].value = value

@@ -29,7 +29,7 @@ struct ForwardAuthController {
         if scopes.count > Scope.maximumCount { reader.fail("scope", "may be given at most \(Scope.maximumCount) times") }
         guard reader.errors.isEmpty else { throw APIError.validation(reader.errors) }
 
-        guard let authorization = request.headers[.authorization] else { throw APIError.tokenMissing }
+        guard let authorization = request.headers.value(of: .authorization) else { throw APIError.tokenMissing }
         guard let token = APIKeyAuthenticator.bearerToken(authorization) else { throw APIError.tokenRejected(.malformed, requiredScopes: scopes) }
         switch try await service.verify(String(token), requiredScopes: scopes, logger: context.logger) {
         case .active(let record):

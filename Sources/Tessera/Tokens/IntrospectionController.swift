@@ -14,7 +14,7 @@ struct IntrospectionController {
 
     /// Reads `token` (and ignores `token_type_hint`) from a form body; answers the token's claims or `{"active": false}`.
     @Sendable func introspect(_ request: Request, context: VerifierRequestContext) async throws -> Introspection {
-        guard let contentType = request.headers[.contentType].flatMap(MediaType.init(from:)),
+        guard let contentType = request.headers.value(of: .contentType).flatMap(MediaType.init(from:)),
             contentType.isType(.applicationUrlEncoded)
         else {
             throw APIError(.unsupportedMediaType, type: "urn:tessera:problem:unsupported-media-type",

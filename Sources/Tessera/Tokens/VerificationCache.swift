@@ -14,9 +14,15 @@ public final class VerificationCache: Sendable {
     /// Most entries kept.
     public let capacity: Int
 
-    private struct Entry {
-        var record: TokenRecord
-        var storedAt: ContinuousClock.Instant
+    /// A stored record: a class, so that a lookup copies one reference out of the dictionary, not the record.
+    private final class Entry: Sendable {
+        let record: TokenRecord
+        let storedAt: ContinuousClock.Instant
+
+        init(record: TokenRecord, storedAt: ContinuousClock.Instant) {
+            self.record = record
+            self.storedAt = storedAt
+        }
     }
 
     /// A digest as a dictionary key, hashed by its first eight bytes: a keyed hash makes them uniformly random.
