@@ -50,17 +50,25 @@ public struct AccessToken: Sendable, Hashable, CustomStringConvertible, CustomDe
     ///
     /// Any well-formed prefix is accepted, so tokens issued before a change of `TOKEN_PREFIX` still parse.
     public init?(parsing candidate: String) {
-        // Reads the UTF-8 view in place: this runs on every verification.
-        let characters = candidate.utf8
-        guard characters.count <= Self.maximumLength,
-            let separator = characters.firstIndex(of: UInt8(ascii: "_")),
-            let prefix = TokenPrefix(String(candidate[..<separator]))
-        else { return nil }
-        let body = characters[characters.index(after: separator)...]
-        guard body.count == Self.randomLength + Self.checksumLength, body.allSatisfy(Base62.isDigit) else { return nil }
-        let checksumStart = characters.index(characters.endIndex, offsetBy: -Self.checksumLength)
-        guard Base62.decode(characters[checksumStart...]) == UInt64(CRC32.checksum(characters[..<checksumStart])) else { return nil }
+        // Reads the UTF-8 bytes where they are stored: this runs on every verification.
+        let read = { (bytes: UnsafeBufferPointer<UInt8>) in Self.prefix(ifWellFormed: bytes) }
+        guard let prefix = candidate.utf8.withContiguousStorageIfAvailable(read) ?? Array(candidate.utf8).withUnsafeBufferPointer(read) else {
+            return nil
+        }
         self.init(secret: candidate, prefix: prefix)
+    }
+
+    /// The prefix of `bytes` if they are a well-formed token whose checksum matches, else `nil`.
+    private static func prefix(ifWellFormed bytes: UnsafeBufferPointer<UInt8>) -> TokenPrefix? {
+        guard bytes.count <= maximumLength,
+            let separator = bytes.firstIndex(of: UInt8(ascii: "_")),
+            let prefix = TokenPrefix(String(decoding: UnsafeBufferPointer(rebasing: bytes[..<separator]), as: UTF8.self))
+        else { return nil }
+        let body = bytes[(separator + 1)...]
+        guard body.count == randomLength + checksumLength, body.allSatisfy(Base62.isDigit) else { return nil }
+        let checksumStart = bytes.endIndex - checksumLength
+        guard Base62.decode(bytes[checksumStart...]) == UInt64(CRC32.checksum(bytes[..<checksumStart])) else { return nil }
+        return prefix
     }
 
     private init(secret: String, prefix: TokenPrefix) {
