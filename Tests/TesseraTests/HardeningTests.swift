@@ -123,7 +123,7 @@ struct HardeningTests {
     /// A repeated field is read as all its values joined, as HTTP defines it, never as its first value alone: two
     /// keys are not a key, two media types are not JSON, two request ids are not adopted.
     @Test func repeatedFieldsAreReadWhole() async throws {
-        let apiKey = HTTPField.Name("X-API-Key")!
+        let apiKey = HTTPField.Name.apiKey
         var fields: HTTPFields = [apiKey: "a"]
         fields.append(HTTPField(name: apiKey, value: "b"))
         #expect(fields.value(of: apiKey) == fields[apiKey])
@@ -144,7 +144,7 @@ struct HardeningTests {
             let verify = try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: #"{"token":"x"}"#, headers: twoTypes)
             #expect(verify.status == .unsupportedMediaType)
 
-            let requestID = HTTPField.Name("X-Request-Id")!
+            let requestID = HTTPField.Name.requestID
             var twoIDs = HTTPFields()
             twoIDs.append(HTTPField(name: requestID, value: "trace-1"))
             twoIDs.append(HTTPField(name: requestID, value: "trace-2"))

@@ -12,30 +12,32 @@ struct JSONParser {
     /// Deepest nesting accepted.
     static let maximumDepth = 32
 
-    /// The bytes being parsed, read where they are stored: valid only during ``parse(_:)``.
+    /// The bytes being parsed, read where they are stored: valid only while ``outcome(parsing:)`` runs.
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
 
-    /// Parses `bytes` as exactly one JSON value.
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(Failure) -> JSONValue {
-        var parser = JSONParser(bytes: bytes)
-        parser.skipWhitespace()
-        let value = try parser.value(depth: 0)
-        parser.skipWhitespace()
-        guard parser.index == bytes.count else { throw Failure() }
-        return value
-    }
-
-    /// Parses `bytes` as exactly one JSON value.
+    /// Parses an array of bytes as exactly one JSON value.
     static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
-        try bytes.withUnsafeBufferPointer { bytes in Result { () throws(Failure) in try parse(bytes) } }.get()
+        try bytes.withUnsafeBufferPointer(outcome(parsing:)).get()
     }
 
-    /// Parses the readable bytes of `buffer` as exactly one JSON value, without copying them.
+    /// Parses a buffer's readable bytes as exactly one JSON value, where they lie.
     static func parse(_ buffer: ByteBuffer) throws(Failure) -> JSONValue {
-        try buffer.withUnsafeReadableBytes { raw in
-            raw.withMemoryRebound(to: UInt8.self) { bytes in Result { () throws(Failure) in try parse(bytes) } }
-        }.get()
+        let bytes = buffer.readableBytesView
+        let parsed = bytes.withContiguousStorageIfAvailable(outcome(parsing:)) ?? Array(bytes).withUnsafeBufferPointer(outcome(parsing:))
+        return try parsed.get()
+    }
+
+    /// The value of `bytes`, parsed as exactly one JSON value, or why not.
+    private static func outcome(parsing bytes: UnsafeBufferPointer<UInt8>) -> Result<JSONValue, Failure> {
+        Result { () throws(Failure) in
+            var parser = JSONParser(bytes: bytes)
+            parser.skipWhitespace()
+            let value = try parser.value(depth: 0)
+            parser.skipWhitespace()
+            guard parser.index == bytes.count else { throw Failure() }
+            return value
+        }
     }
 
     private init(bytes: UnsafeBufferPointer<UInt8>) {
@@ -131,11 +133,11 @@ struct JSONParser {
         }
         guard index < bytes.count else { throw Failure() }
         if bytes[index] == UInt8(ascii: "\"") {
-            guard let text = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self) else { throw Failure() }
+            guard let text = text(from: start) else { throw Failure() }
             index += 1
             return text
         }
-        guard let prefix = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self) else { throw Failure() }
+        guard let prefix = text(from: start) else { throw Failure() }
         scalars.append(contentsOf: prefix.unicodeScalars)
         while true {
             guard index < bytes.count else { throw Failure() }
@@ -154,9 +156,14 @@ struct JSONParser {
             while index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\"), bytes[index] >= 0x20 {
                 index += 1
             }
-            guard let run = String(validating: UnsafeBufferPointer(rebasing: bytes[runStart..<index]), as: UTF8.self) else { throw Failure() }
+            guard let run = text(from: runStart) else { throw Failure() }
             scalars.append(contentsOf: run.unicodeScalars)
         }
+    }
+
+    /// The bytes from `start` up to the current index as text, or `nil` if they are not valid UTF-8.
+    private func text(from start: Int) -> String? {
+        String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
     }
 
     private mutating func escape() throws(Failure) -> Unicode.Scalar {

@@ -14,7 +14,8 @@ public final class VerificationCache: Sendable {
     /// Most entries kept.
     public let capacity: Int
 
-    /// A stored record: a class, so that a lookup copies one reference out of the dictionary, not the record.
+    /// A stored record: a class, so that a lookup takes one reference out of the dictionary rather than copying
+    /// every field of the entry (the record it returns is still copied once).
     private final class Entry: Sendable {
         let record: TokenRecord
         let storedAt: ContinuousClock.Instant
