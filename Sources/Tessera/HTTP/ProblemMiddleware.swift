@@ -89,7 +89,7 @@ struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Resolves the client's address (honouring trusted proxies) and adds it to the request's log lines.
+/// Resolves the client's address (honouring trusted proxies) for the limiters and the authentication log lines.
 struct ClientAddressMiddleware: RouterMiddleware {
     typealias Context = TesseraRequestContext
     let resolver: ClientAddressResolver
