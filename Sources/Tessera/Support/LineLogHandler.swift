@@ -71,24 +71,24 @@ public struct LineLogHandler: LogHandler {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1_024) { storage in
             var line = LineBuffer(storage: storage)
             line.append(timestamp)
-            line.append(" ")
+            line.append(literal: " ")
             line.append(event.level.rawValue)
             if !label.isEmpty {
-                line.append(" ")
+                line.append(literal: " ")
                 line.append(label)
             }
-            line.append(":")
+            line.append(literal: ":")
             for (key, value) in fields {
-                line.append(" ")
+                line.append(literal: " ")
                 line.append(key)
-                line.append("=")
+                line.append(literal: "=")
                 line.append(value.description)
             }
-            line.append(" [")
+            line.append(literal: " [")
             line.append(event.source)
-            line.append("] ")
+            line.append(literal: "] ")
             line.append(event.message.description)
-            line.append("\n")
+            line.append(literal: "\n")
             line.withBytes { bytes in
                 switch destination {
                 case .writer(let writer): writer.append(bytes, immediately: event.level >= .warning)
@@ -130,11 +130,15 @@ private struct LineBuffer {
         self.storage = storage
     }
 
+    /// Appends `text`'s UTF-8, read where it is stored.
     mutating func append(_ text: String) {
-        // Native strings are read where they are stored; only a bridged one is copied first.
-        if text.utf8.withContiguousStorageIfAvailable({ append($0) }) == nil {
-            Array(text.utf8).withUnsafeBufferPointer { append($0) }
-        }
+        var text = text
+        text.withUTF8 { append($0) }
+    }
+
+    /// Appends a literal, with none of a `String`'s reference counting.
+    mutating func append(literal text: StaticString) {
+        text.withUTF8Buffer { append($0) }
     }
 
     private mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
