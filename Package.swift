@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "tessera", targets: ["TesseraCLI"]),
         .executable(name: "api-key-timing", targets: ["APIKeyTiming"]),
+        .executable(name: "path-costs", targets: ["PathCosts"]),
         .library(name: "Tessera", targets: ["Tessera"]),
         .library(name: "TokenCrypto", targets: ["TokenCrypto"]),
     ],
@@ -69,6 +70,15 @@ let package = Package(
         .executableTarget(
             name: "APIKeyTiming",
             dependencies: ["Tessera", "TokenCrypto"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "PathCosts",
+            dependencies: [
+                "Tessera",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
