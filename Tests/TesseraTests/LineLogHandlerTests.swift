@@ -53,6 +53,17 @@ struct LineLogHandlerTests {
         #expect(abs(parsed.timeIntervalSinceNow) < 5)
     }
 
+    /// A line longer than the handler's stack buffer is written whole, including a value that crosses its end.
+    @Test func aLineLongerThanTheStackBufferIsWrittenWhole() throws {
+        let long = String(repeating: "é0123456789", count: 150)  // 1,800 bytes
+        let lines = capture { logger in
+            logger.info("long", metadata: ["value": .string(long)], source: "Tessera")
+        }
+        let line = try #require(lines.first)
+        #expect(line.hasSuffix(" info tessera: value=\(long) [Tessera] long\n"))
+        #expect(line.utf8.count > 1_024)
+    }
+
     @Test func levelsBelowTheThresholdAreNotWritten() {
         let lines = capture { logger in
             logger.logLevel = .warning

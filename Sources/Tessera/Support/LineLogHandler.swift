@@ -130,7 +130,7 @@ private struct LineBuffer {
         self.storage = storage
     }
 
-    /// Appends `text`'s UTF-8, read where it is stored.
+    /// Appends `text`'s UTF-8, read in place (a string not stored as UTF-8 is converted first).
     mutating func append(_ text: String) {
         var text = text
         text.withUTF8 { append($0) }
