@@ -57,7 +57,7 @@ func compare(_ title: String, old: (label: String, work: () -> Int), new: (label
 let apiKey = HTTPField.Name("X-API-Key")!
 var request = HTTPFields()
 request[.contentType] = "application/json"
-request[apiKey] = "tsk_bdbd7b714d0f2d161addc18b6c0e58a2132a566de2f66bf2"
+request[apiKey] = "tsk_" + String(repeating: "0123456789abcdef", count: 3)  // an API key's length, not a key
 request[.contentLength] = "67"
 let fields = request
 

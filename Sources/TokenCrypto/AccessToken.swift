@@ -51,10 +51,7 @@ public struct AccessToken: Sendable, Hashable, CustomStringConvertible, CustomDe
     /// Any well-formed prefix is accepted, so tokens issued before a change of `TOKEN_PREFIX` still parse.
     public init?(parsing candidate: String) {
         // Reads the UTF-8 bytes where they are stored: this runs on every verification.
-        let prefixIfWellFormed = { (bytes: UnsafeBufferPointer<UInt8>) in Self.prefix(ifWellFormed: bytes) }
-        let found = candidate.utf8.withContiguousStorageIfAvailable(prefixIfWellFormed)
-            ?? Array(candidate.utf8).withUnsafeBufferPointer(prefixIfWellFormed)
-        guard let prefix = found else { return nil }
+        guard let prefix = candidate.withUTF8Bytes(Self.prefix(ifWellFormed:)) else { return nil }
         self.init(secret: candidate, prefix: prefix)
     }
 

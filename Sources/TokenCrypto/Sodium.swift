@@ -44,7 +44,7 @@ public enum Blake2b {
 
     /// Returns the unkeyed BLAKE2b-256 digest of the UTF-8 bytes of `text`, read in place.
     public static func hash(utf8 text: String) -> [UInt8] {
-        hashInPlace(text.utf8) { digest($0, key: []) }
+        text.withUTF8Bytes { digest($0, key: []) }
     }
 
     /// Returns the BLAKE2b-256 digest of `message` keyed with `key`, which must be 32 bytes.
@@ -56,13 +56,7 @@ public enum Blake2b {
     /// Returns the BLAKE2b-256 digest of the UTF-8 bytes of `text`, read in place, keyed with `key` (32 bytes).
     public static func hash(utf8 text: String, key: [UInt8]) -> [UInt8] {
         precondition(key.count == keyLength, "BLAKE2b keys are \(keyLength) bytes")
-        return hashInPlace(text.utf8) { digest($0, key: key) }
-    }
-
-    /// Runs `hash` over `bytes` where they are stored when they are contiguous (native strings), else over a copy.
-    private static func hashInPlace(_ bytes: String.UTF8View, _ hash: (UnsafeBufferPointer<UInt8>) -> [UInt8]) -> [UInt8] {
-        if let digest = bytes.withContiguousStorageIfAvailable(hash) { return digest }
-        return Array(bytes).withUnsafeBufferPointer(hash)
+        return text.withUTF8Bytes { digest($0, key: key) }
     }
 
     private static func digest(_ message: [UInt8], key: [UInt8]) -> [UInt8] {
