@@ -118,7 +118,7 @@ func buildRouter(
     let router = Router(context: TesseraRequestContext.self)
     router.add(middleware: SecurityHeadersMiddleware())
     // Outside the problem middleware, so requests are counted with the status the client finally got.
-    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: RequestMetricsMiddleware())
     router.add(middleware: ProblemMiddleware(metrics: metrics))
     router.add(middleware: ClientAddressMiddleware(resolver: configuration.clientAddresses))
     let page = WebPage(directory: configuration.publicDirectory, logger: logger)

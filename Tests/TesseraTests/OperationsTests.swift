@@ -45,6 +45,48 @@ struct OperationsTests {
         }
     }
 
+    /// A route and method of its own, so that the process-wide registry's series for them are this test's alone.
+    @Test func requestMetricsCountTimeAndTrackEachRequest() async throws {
+        let registry = TestMetrics.registry
+        let report = HTTPRequest.Method("REPORT")!
+        let entered = AsyncStream.makeStream(of: Void.self)
+        let release = AsyncStream.makeStream(of: Void.self)
+        let router = Router()
+        router.add(middleware: RequestMetricsMiddleware())
+        router.on("/metered/{id}", method: report) { _, context in
+            if try context.parameters.require("id") == "wait" {
+                entered.continuation.yield()
+                for await _ in release.stream { break }
+            }
+            if try context.parameters.require("id") == "fail" { throw HTTPError(.conflict) }
+            return "done"
+        }
+        let labels = #"http_route="/metered/{id}",http_request_method="REPORT""#
+        let active = #"http_server_active_requests{http_request_method="REPORT"}"#
+        try await Application(router: router).test(.router) { client in
+            for _ in 0..<2 {
+                let answer = try await client.execute(uri: "/metered/1", method: report)
+                #expect(answer.status == .ok)
+            }
+            let failure = try await client.execute(uri: "/metered/fail", method: report)
+            #expect(failure.status == .conflict)
+            #expect(Self.sample(#"hb_requests{\#(labels),http_response_status_code="200"}"#, in: registry) == "2")
+            #expect(Self.sample(#"hb_requests{\#(labels),http_response_status_code="409"}"#, in: registry) == "1")
+            #expect(Self.sample(#"http_server_request_duration_count{\#(labels),http_response_status_code="200"}"#, in: registry) == "2")
+            let unknown = try await client.execute(uri: "/unmetered", method: report)
+            #expect(unknown.status == .notFound)
+            #expect(Self.sample(#"hb_requests{http_route="NotFound",http_request_method="REPORT",http_response_status_code="404"}"#, in: registry) == "1")
+
+            // The gauge counts a request while its handler runs, and not after.
+            async let waiting = client.execute(uri: "/metered/wait", method: report)
+            for await _ in entered.stream { break }
+            #expect(Self.sample(active, in: registry) == "1.0")
+            release.continuation.yield()
+            #expect(try await waiting.status == .ok)
+            #expect(Self.sample(active, in: registry) == "0.0")
+        }
+    }
+
     @Test func healthAndReadinessNeedNoKey() async throws {
         let app = buildApplication(try Fixtures.configuration(), repository: MemoryTokenRepository(), logger: Fixtures.logger)
         try await app.test(.router) { client async throws in
@@ -79,6 +121,12 @@ struct OperationsTests {
             let script = try await api.send(.get, "/app.js", key: nil).text
             #expect(!script.contains("localStorage") && !script.contains("sessionStorage") && !script.contains("document.cookie"))
         }
+    }
+
+    /// The value of the series named exactly `name` in the registry's text, if it has one.
+    private static func sample(_ name: String, in registry: PrometheusCollectorRegistry) -> String? {
+        String(decoding: registry.emitToBuffer(), as: UTF8.self).split(separator: "\n")
+            .first { $0.hasPrefix(name + " ") }.map { String($0.dropFirst(name.count + 1)) }
     }
 
     private static func matches(_ pattern: String, in text: String) -> [String] {
