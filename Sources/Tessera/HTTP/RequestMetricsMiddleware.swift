@@ -14,22 +14,25 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     private let series = SeriesCache()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = DispatchTime.now()
         let inProgress = series.inProgress(method: request.method)
         inProgress.increment()
         defer { inProgress.decrement() }
-        let status: HTTPResponse.Status
+        let response: Response
         do {
-            let response = try await next(request, context)
-            status = response.status
-            series.record(route: context.endpointPath, method: request.method, status: status, since: start)
-            return response
+            response = try await next(request, context)
         } catch {
             // Only errors that escape the problem middleware reach here: Hummingbird answers them itself.
-            status = (error as? any HTTPResponseError)?.status ?? .internalServerError
-            series.record(route: context.endpointPath, method: request.method, status: status, since: start)
+            series.record(route: context.endpointPath, method: request.method, status: Self.status(answering: error), since: start)
             throw error
         }
+        series.record(route: context.endpointPath, method: request.method, status: response.status, since: start)
+        return response
+    }
+
+    /// The status Hummingbird answers `error` with.
+    private static func status(answering error: any Error) -> HTTPResponse.Status {
+        (error as? any HTTPResponseError)?.status ?? .internalServerError
     }
 }
 
@@ -43,7 +46,7 @@ private final class SeriesCache: Sendable {
     }
 
     /// `hb_requests` and `http_server_request_duration` for one key.
-    private struct Answered {
+    private struct AnswerMetrics {
         let count: Counter
         let duration: Timer
 
@@ -58,12 +61,12 @@ private final class SeriesCache: Sendable {
         }
     }
 
-    private let answered = Mutex<[Key: Answered]>([:])
-    private let active = Mutex<[HTTPRequest.Method: Meter]>([:])
+    private let answerMetrics = Mutex<[Key: AnswerMetrics]>([:])
+    private let inProgressMeters = Mutex<[HTTPRequest.Method: Meter]>([:])
 
     /// `http_server_active_requests` for `method`.
     func inProgress(method: HTTPRequest.Method) -> Meter {
-        active.withLock { meters in
+        inProgressMeters.withLock { meters in
             if let meter = meters[method] { return meter }
             let meter = Meter(label: "http.server.active_requests", dimensions: [("http.request.method", method.rawValue)])
             meters[method] = meter
@@ -71,16 +74,17 @@ private final class SeriesCache: Sendable {
         }
     }
 
-    /// Counts one answer and records its time since `start` (`DispatchTime` nanoseconds); `NotFound` names no route.
-    func record(route: String?, method: HTTPRequest.Method, status: HTTPResponse.Status, since start: UInt64) {
+    /// Counts one answer and records its time since `start`; a request no route matched is labelled `NotFound`,
+    /// as Hummingbird labels it.
+    func record(route: String?, method: HTTPRequest.Method, status: HTTPResponse.Status, since start: DispatchTime) {
         let key = Key(route: route ?? "NotFound", method: method, status: status)
-        let metrics = answered.withLock { series in
+        let metrics = answerMetrics.withLock { series in
             if let metrics = series[key] { return metrics }
-            let metrics = Answered(key)
+            let metrics = AnswerMetrics(key)
             series[key] = metrics
             return metrics
         }
         metrics.count.increment()
-        metrics.duration.recordNanoseconds(DispatchTime.now().uptimeNanoseconds - start)
+        metrics.duration.recordInterval(since: start)
     }
 }
