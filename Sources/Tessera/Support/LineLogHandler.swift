@@ -6,6 +6,7 @@ import Darwin
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import TokenCrypto
 
 /// Writes each log event as one line, in `StreamLogHandler`'s format but with UTC timestamps, through a
 /// ``LogWriter``: no stdio lock, no time-zone lookup per line; a value set on the logger is formatted once, when
@@ -130,10 +131,9 @@ private struct LineBuffer {
         self.storage = storage
     }
 
-    /// Appends `text`'s UTF-8, read in place (a string not stored as UTF-8 is converted first).
+    /// Appends `text`'s UTF-8, read in place (a string not stored as UTF-8 is copied first).
     mutating func append(_ text: String) {
-        var text = text
-        text.withUTF8 { append($0) }
+        text.withUTF8Bytes { append($0) }
     }
 
     /// Appends a literal, with none of a `String`'s reference counting.
