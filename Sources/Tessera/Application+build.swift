@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import HummingbirdAuth
 import Logging
 import Metrics
 import Prometheus
@@ -92,19 +93,6 @@ public func buildApplication(
     )
 }
 
-/// Every path the API serves and the methods it accepts there, for `405` answers (`*` is one path segment).
-let routeTable: [(String, [HTTPRequest.Method])] = [
-    ("/healthz", [.get]),
-    ("/readyz", [.get]),
-    ("/api/tokens", [.get, .post]),
-    ("/api/tokens/verify", [.post]),
-    ("/api/tokens/*", [.get, .delete]),
-    ("/api/tokens/*/rotate", [.post]),
-    ("/api/audit", [.get]),
-    ("/api/auth", [.get]),
-    ("/oauth2/introspect", [.post]),
-]
-
 /// Every route, with the middleware that guards it.
 func buildRouter(
     service: TokenService,
@@ -116,20 +104,20 @@ func buildRouter(
     isReady: @escaping @Sendable (Logger) async -> Bool
 ) -> Router<TesseraRequestContext> {
     let router = Router(context: TesseraRequestContext.self)
+    let routeTable = RouteTable()
     router.add(middleware: SecurityHeadersMiddleware())
     // Outside the problem middleware, so requests are counted with the status the client finally got.
-    router.add(middleware: RequestMetricsMiddleware())
+    router.add(middleware: MetricsMiddleware())
     router.add(middleware: ProblemMiddleware(metrics: metrics))
     router.add(middleware: ClientAddressMiddleware(resolver: configuration.clientAddresses))
-    let page = WebPage(directory: configuration.publicDirectory, logger: logger)
-    router.add(middleware: MethodNotAllowedMiddleware(routeTable + (page?.routes ?? []) + (metricsRegistry == nil ? [] : [("/metrics", [.get])])))
+    router.add(middleware: MethodNotAllowedMiddleware(routes: routeTable))
 
     router.get("healthz") { _, _ in HealthStatus(status: "ok") }
     router.get("readyz") { _, context in
         guard await isReady(context.logger) else { throw APIError.notReady }
         return HealthStatus(status: "ready")
     }
-    page?.addRoutes(to: router)
+    WebPage(directory: configuration.publicDirectory, logger: logger)?.addRoutes(to: router)
     if let metricsRegistry {
         router.get("metrics") { _, _ in
             Response(
@@ -143,21 +131,29 @@ func buildRouter(
     let authenticator = APIKeyAuthenticator(keys: configuration.apiKeys, failures: rateLimiters.authFailures, metrics: metrics)
     var proxyAuthenticator = authenticator
     proxyAuthenticator.readsAuthorizationHeader = false  // there it carries the end user's token
-    func mount<Context: CallerRequestContext>(
-        _ routes: RouteCollection<Context>,
+    /// Mounts `routes` at `path` for callers with `role`: API key (`401`), role (`403`), then budget (`429`), so a
+    /// forbidden caller spends no budget.
+    func mount(
+        _ routes: RouteCollection<CallerRequestContext>,
         at path: RouterPath,
+        for role: APIKeyRole,
         authenticator: APIKeyAuthenticator = authenticator,
-        budget limiter: any RateLimitStore
+        budget: any RateLimitStore
     ) {
-        AdmittedRoutes<Context, _>(parent: router, admission: Admission(authenticator: authenticator, budget: limiter, metrics: metrics))
-            .addRoutes(routes, atPath: path)
+        router.group(path)
+            .add(middleware: authenticator)
+            .add(middleware: AuthorizationPolicyMiddleware(RolePolicy<Caller>(role), deniedError: APIError.forbidden(needing: role), context: TesseraRequestContext.self))
+            .add(middleware: RateLimitMiddleware(budget: budget, metrics: metrics))
+            .group(context: CallerRequestContext.self)
+            .addRoutes(routes)
     }
     let bodyLimit = configuration.maximumBodySize
-    mount(VerificationController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens/verify", budget: rateLimiters.verify)
-    mount(ForwardAuthController(service: service).endpoints, at: "api/auth", authenticator: proxyAuthenticator, budget: rateLimiters.verify)
-    mount(IntrospectionController(service: service, maximumBodySize: bodyLimit).endpoints, at: "oauth2/introspect", budget: rateLimiters.verify)
-    mount(TokenController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens", budget: rateLimiters.admin)
-    mount(AuditController(repository: service.repository).endpoints, at: "api/audit", budget: rateLimiters.admin)
+    mount(VerificationController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens/verify", for: .verifier, budget: rateLimiters.verify)
+    mount(ForwardAuthController(service: service).endpoints, at: "api/auth", for: .verifier, authenticator: proxyAuthenticator, budget: rateLimiters.verify)
+    mount(IntrospectionController(service: service, maximumBodySize: bodyLimit).endpoints, at: "oauth2/introspect", for: .verifier, budget: rateLimiters.verify)
+    mount(TokenController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens", for: .admin, budget: rateLimiters.admin)
+    mount(AuditController(service: service).endpoints, at: "api/audit", for: .admin, budget: rateLimiters.admin)
+    routeTable.record(router.routes)
     return router
 }
 

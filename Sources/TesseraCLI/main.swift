@@ -1,4 +1,5 @@
 import ArgumentParser
+import Configuration
 import Foundation
 import Logging
 import Metrics
@@ -16,9 +17,13 @@ struct TesseraCommand: AsyncParsableCommand {
     )
 }
 
-/// The environment with `.env` (when present) underneath it.
-func loadEnvironment() -> [String: String] {
-    environmentWithDotEnv(ProcessInfo.processInfo.environment)
+/// The environment with `.env` (when present) underneath it, or an exit naming what could not be read.
+func loadReader() async -> ConfigReader {
+    do {
+        return try await AppConfiguration.environmentReader()
+    } catch {
+        fail("configuration error: .env could not be read: \(error)")
+    }
 }
 
 /// What the database commands need from the environment, read as strictly as `serve` reads it.
@@ -26,17 +31,18 @@ struct DatabaseSettings {
     var databaseURL: DatabaseURL
     var migrations: [Migration]
     var logLevel: Logger.Level
+    var logFormat: LineLogHandler.Format
 
-    /// Reads `DATABASE_URL`, `MIGRATIONS_DIR` and `LOG_LEVEL`, or exits naming the bad one.
-    static func load(defaultLevel: Logger.Level) -> DatabaseSettings {
-        let environment = loadEnvironment()
+    /// Reads `DATABASE_URL`, `MIGRATIONS_DIR`, `LOG_LEVEL` and `LOG_FORMAT`, or exits naming the bad one.
+    static func load(defaultLevel: Logger.Level) async -> DatabaseSettings {
+        let reader = await loadReader()
         do {
-            let database = try AppConfiguration.databaseSettings(environment: environment)
-            let level = try AppConfiguration.logLevel(environment: environment) ?? defaultLevel
+            let database = try AppConfiguration.databaseSettings(reader)
             return DatabaseSettings(
                 databaseURL: database.url,
                 migrations: try Migrator.migrations(in: database.migrationsDirectory),
-                logLevel: level
+                logLevel: try AppConfiguration.logLevel(reader) ?? defaultLevel,
+                logFormat: try AppConfiguration.logFormat(reader)
             )
         } catch {
             fail("\(error)")
@@ -46,17 +52,14 @@ struct DatabaseSettings {
 
 /// Prints `message` to standard error and exits with status 1.
 func fail(_ message: String) -> Never {
-    LogWriter.standardError.flush()
     FileHandle.standardError.write(Data("tessera: \(message)\n".utf8))
     exit(1)
 }
 
-/// A logger writing to standard error at `level`.
-func makeLogger(level: Logger.Level) -> Logger {
-    // Lines below warning are written in batches: write whatever is waiting when the process exits.
-    atexit { LogWriter.standardError.flush() }
+/// A logger writing `format` lines to standard error at `level`.
+func makeLogger(level: Logger.Level, format: LineLogHandler.Format) -> Logger {
     LoggingSystem.bootstrap { label in
-        var handler = LineLogHandler(label: label)
+        var handler = LineLogHandler(label: label, format: format)
         handler.logLevel = level
         return handler
     }
@@ -74,16 +77,16 @@ struct Serve: AsyncParsableCommand {
     var migrate = false
 
     func run() async throws {
-        let environment = loadEnvironment()
+        let reader = await loadReader()
         let configuration: AppConfiguration
         let migrations: [Migration]
         do {
-            configuration = try AppConfiguration(environment: environment)
-            migrations = try Migrator.migrations(in: AppConfiguration.databaseSettings(environment: environment).migrationsDirectory)
+            configuration = try AppConfiguration(reader)
+            migrations = try Migrator.migrations(in: AppConfiguration.databaseSettings(reader).migrationsDirectory)
         } catch {
             fail("\(error)")
         }
-        let logger = makeLogger(level: configuration.logLevel)
+        let logger = makeLogger(level: configuration.logLevel, format: configuration.logFormat)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let app = buildApplication(configuration, migrations: migrations, migrateFirst: migrate, metricsRegistry: registry, logger: logger)
@@ -107,8 +110,8 @@ struct Migrate: AsyncParsableCommand {
     )
 
     func run() async throws {
-        let settings = DatabaseSettings.load(defaultLevel: .info)
-        let logger = makeLogger(level: settings.logLevel)
+        let settings = await DatabaseSettings.load(defaultLevel: .info)
+        let logger = makeLogger(level: settings.logLevel, format: settings.logFormat)
         do {
             let applied = try await Migrator.migrate(settings.databaseURL, migrations: settings.migrations, logger: logger)
             print(applied.isEmpty ? "schema is up to date" : "applied: \(applied.joined(separator: ", "))")
@@ -122,8 +125,8 @@ struct Migrate: AsyncParsableCommand {
 
 /// Runs `body` with the PostgreSQL repository named by `DATABASE_URL`, after checking the schema is current.
 func withRepository<Result: Sendable>(_ body: @escaping @Sendable (PostgresTokenRepository, Logger) async throws -> Result) async throws -> Result {
-    let settings = DatabaseSettings.load(defaultLevel: .warning)
-    let logger = makeLogger(level: settings.logLevel)
+    let settings = await DatabaseSettings.load(defaultLevel: .warning)
+    let logger = makeLogger(level: settings.logLevel, format: settings.logFormat)
     let migrations = settings.migrations
     do {
         return try await withPostgresClient(settings.databaseURL, logger: logger) { client in

@@ -27,11 +27,12 @@ struct AuditAndLoggingTests {
                 #expect(all.allSatisfy { $0["actor"] as? String == "admin" })
 
                 let forToken = try await api.send(.get, "/api/audit?tokenId=\(first)").json["events"] as? [[String: Any]] ?? []
-                #expect(forToken.count == 2)
+                #expect(forToken.map { "\($0["action"]!) \($0["tokenId"]!)" } == ["token.revoke \(first)", "token.create \(first)"])
                 let forUser = try await api.send(.get, "/api/audit?userId=other").json["events"] as? [[String: Any]] ?? []
                 #expect(forUser.compactMap { $0["tokenId"] as? String } == [second])
 
                 let page = try await api.send(.get, "/api/audit?limit=2").json
+                #expect((page["events"] as? [[String: Any]])?.count == 2)
                 let cursor = try #require(page["nextCursor"] as? String)
                 let rest = try await api.send(.get, "/api/audit?limit=2&cursor=\(cursor)").json
                 #expect((rest["events"] as? [[String: Any]])?.count == 1)
@@ -52,8 +53,14 @@ struct AuditAndLoggingTests {
                 displayPrefix: token.displayPrefix, lifetimeMinutes: 5, createdBy: "admin")
             _ = try await repository.create(new, logger: Fixtures.logger)
             await #expect(throws: RepositoryError.duplicateDigest) { try await repository.create(new, logger: Fixtures.logger) }
-            let rows = try await client.query("SELECT count(*) FROM audit_events WHERE user_id = 'dup'", logger: Fixtures.logger)
-            for try await count in rows.decode(Int.self) { #expect(count == 1) }
+            let tokenRows = try await client.query("SELECT count(*) FROM tokens WHERE user_id = 'dup'", logger: Fixtures.logger)
+            var tokenCounts: [Int] = []
+            for try await count in tokenRows.decode(Int.self) { tokenCounts.append(count) }
+            #expect(tokenCounts == [1])  // the first create's token only
+            let auditRows = try await client.query("SELECT count(*) FROM audit_events WHERE user_id = 'dup'", logger: Fixtures.logger)
+            var auditCounts: [Int] = []
+            for try await count in auditRows.decode(Int.self) { auditCounts.append(count) }
+            #expect(auditCounts == [1])  // the first create's audit row only
         }
     }
 

@@ -107,7 +107,7 @@ struct HardeningTests {
         try await withAPI { api in
             for (method, path, allow) in [
                 (HTTPRequest.Method.post, "/healthz", "GET"),
-                (.put, "/api/tokens/\(UUID())", "GET, DELETE"),
+                (.put, "/api/tokens/\(UUID())", "DELETE, GET"),
                 (.get, "/api/tokens/verify", "POST"),
                 (.delete, "/api/tokens", "GET, POST"),
             ] {
@@ -124,13 +124,6 @@ struct HardeningTests {
     /// keys are not a key, two media types are not JSON, two request ids are not adopted.
     @Test func repeatedFieldsAreReadWhole() async throws {
         let apiKey = HTTPField.Name.apiKey
-        var fields: HTTPFields = [apiKey: "a"]
-        fields.append(HTTPField(name: apiKey, value: "b"))
-        #expect(fields.value(of: apiKey) == fields[apiKey])
-        #expect(fields.value(of: apiKey) == "a, b")
-        #expect(fields.value(of: .authorization) == nil)
-        #expect(HTTPFields([HTTPField(name: apiKey, value: "a")]).value(of: apiKey) == "a")
-
         try await withAPI { api in
             var twoKeys = HTTPFields()
             twoKeys.append(HTTPField(name: apiKey, value: Fixtures.adminKey))
@@ -149,6 +142,7 @@ struct HardeningTests {
             twoIDs.append(HTTPField(name: requestID, value: "trace-1"))
             twoIDs.append(HTTPField(name: requestID, value: "trace-2"))
             let health = try await api.send(.get, "/healthz", headers: twoIDs)
+            #expect(health.headers[requestID]?.isEmpty == false)  // replaced by an id of its own, not dropped
             #expect(health.headers[requestID] != "trace-1")
             #expect(health.headers[requestID] != "trace-1, trace-2")
         }

@@ -55,25 +55,44 @@ struct LookupBatcherTests {
         let calls = fetch.calls.withLockedValue { $0 }
         #expect(calls.allSatisfy { $0.count <= 8 })
         #expect(calls.flatMap { $0 }.count == 120)
+        // Callers do share batches, and fill them up to the maximum: not passing merely by running each caller alone.
+        #expect(calls.contains { $0.count == 8 })
     }
 
     @Test func aFailedFetchFailsEveryCallerInItsBatchAndTheNextBatchRuns() async throws {
         struct Refused: Error {}
-        let attempts = NIOLockedValueBox(0)
+        let calls = NIOLockedValueBox<[[Int]]>([])
         let batcher = LookupBatcher<Int, Int>(concurrency: 1, maximumKeys: 1_000, timeout: .seconds(5), timeoutMessage: "late") { keys, _ in
-            let attempt = attempts.withLockedValue { $0 += 1; return $0 }
-            try await Task.sleep(for: .milliseconds(20))
-            if attempt == 1 { throw Refused() }
+            let attempt = calls.withLockedValue { $0.append(keys); return $0.count }
+            try await Task.sleep(for: .milliseconds(400))
+            if attempt == 2 { throw Refused() }
             return Dictionary(uniqueKeysWithValues: keys.map { ($0, $0) })
         }
-        let outcomes = await withTaskGroup(of: Bool.self) { group in
-            for key in 0..<20 { group.addTask { (try? await batcher.value(forAnyOf: [key], logger: logger)) != nil } }
-            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        // The first lookup runs alone; ten callers queue behind it and go together in the second batch, whose fetch fails.
+        let first = Task { try await batcher.value(forAnyOf: [0], logger: logger) }
+        try await Task.sleep(for: .milliseconds(50))
+        let queued = (1...10).map { key in Task { try await batcher.value(forAnyOf: [key], logger: logger) } }
+        // A caller asking while that batch runs (from 0.4 s to 0.8 s) goes in the third, which runs and answers it.
+        try await Task.sleep(for: .milliseconds(550))
+        let late = Task { try await batcher.value(forAnyOf: [11], logger: logger) }
+
+        #expect(try await first.value == 0)
+        var refused = 0
+        for caller in queued {
+            do {
+                let value = try await caller.value
+                Issue.record("a caller in the failed batch was answered \(String(describing: value))")
+            } catch is Refused {
+                refused += 1
+            }
         }
-        // The first batch (at least its leader) failed; the callers that waited went in a later batch and succeeded.
-        #expect(outcomes.contains(false))
-        #expect(outcomes.contains(true))
-        #expect(try await batcher.value(forAnyOf: [7], logger: logger) == 7)
+        #expect(refused == 10)
+        #expect(try await late.value == 11)
+        let batches = calls.withLockedValue { $0 }
+        try #require(batches.count == 3)
+        #expect(batches[0] == [0])
+        #expect(batches[1].sorted() == Array(1...10))  // the failed batch held all ten callers
+        #expect(batches[2] == [11])
     }
 
     @Test func everyCallerIsAnsweredWithinTheTimeoutWhenTheFetchHangs() async throws {
@@ -109,7 +128,7 @@ struct LookupBatcherTests {
         let timeout = Duration.seconds(1)
         let fetch = RecordingFetch(delay: .milliseconds(700))
         let batcher = LookupBatcher<Int, Int>(concurrency: 1, maximumKeys: 100, timeout: timeout, timeoutMessage: "late", fetch: fetch.fetch)
-        let outcomes = await withTaskGroup(of: (asked: ContinuousClock.Instant, answered: ContinuousClock.Instant, late: Bool).self) { group in
+        let outcomes = await withTaskGroup(of: (key: Int, asked: ContinuousClock.Instant, answered: ContinuousClock.Instant, late: Bool).self) { group in
             for (key, delay) in [(0, 0), (2, 50), (4, 600)] {
                 group.addTask {
                     try? await Task.sleep(for: .milliseconds(delay))
@@ -121,12 +140,14 @@ struct LookupBatcherTests {
                     } catch {
                         late = true
                     }
-                    return (asked, ContinuousClock.now, late)
+                    return (key, asked, ContinuousClock.now, late)
                 }
             }
             return await group.reduce(into: []) { $0.append($1) }
         }
         #expect(outcomes.count == 3)
+        // The first is answered in its 0.7 s; the other two each time out, in batches of their own.
+        #expect(outcomes.filter { $0.late }.map { $0.key }.sorted() == [2, 4])
         for outcome in outcomes where outcome.late {
             // Not more than a tenth of the timeout early, and answered not long after the deadline.
             #expect(outcome.answered - outcome.asked >= timeout * 0.9)

@@ -131,13 +131,15 @@ struct PostgresRepositoryTests {
             let service = TokenService(repository: repository, hasher: TokenHasher(currentKey: Fixtures.hashKey), prefix: .default)
             let caller = Caller(name: "admin", role: .admin)
             let (expiring, record) = try await service.issue(TokenRequest(userID: "exp", scopes: [], lifetimeMinutes: 1), by: caller, logger: logger)
-            let (_, other) = try await service.issue(TokenRequest(userID: "exp", scopes: [], lifetimeMinutes: 60), by: caller, logger: logger)
+            let (otherToken, other) = try await service.issue(TokenRequest(userID: "exp", scopes: [], lifetimeMinutes: 60), by: caller, logger: logger)
             #expect(try await service.verify(expiring.secret, logger: logger) == .active(record))
+            #expect(try await service.verify(otherToken.secret, logger: logger) == .active(other))
 
             try await client.query("UPDATE tokens SET expires_at = now() - interval '1 second' WHERE id = \(record.id)", logger: logger)
             #expect(try await service.verify(expiring.secret, logger: logger) == .inactive(.expired))
-            // Verifying one minute ahead sees the other token expire too, without touching the database clock.
-            #expect(try await service.verify(expiring.secret, at: Date().addingTimeInterval(7200), logger: logger) == .inactive(.expired))
+            // Verifying two hours ahead sees the other, hour-long, token expired too, without touching the database clock.
+            #expect(try await service.verify(otherToken.secret, at: Date().addingTimeInterval(7200), logger: logger) == .inactive(.expired))
+            #expect(try await service.verify(otherToken.secret, logger: logger) == .active(other))
 
             let expired = try await repository.tokens(userID: "exp", status: .expired, limit: 10, after: nil, logger: logger)
             #expect(expired.tokens.map(\.id) == [record.id])

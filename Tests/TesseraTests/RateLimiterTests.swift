@@ -66,7 +66,10 @@ struct RateLimiterTests {
             _ = limiter.acquire("noise-\(index)", now: 1)
             _ = limiter.check("victim", now: 1)  // touching the key keeps it recent
         }
+        #expect(limiter.trackedKeys == 3)
         #expect(!limiter.acquire("victim", now: 2).allowed)
+        // Eviction did happen around it: the oldest noise key was forgotten and has its full budget again.
+        #expect(limiter.acquire("noise-0", now: 2).allowed)
     }
 
     @Test func policiesParseFromTheEnvironmentForm() {

@@ -23,11 +23,14 @@ struct SecretHygieneTests {
                     tokens.append(token)
                     #expect(try await api.verify(token)["active"] as? Bool == true)
                     let read = try await api.send(.get, "/api/tokens/\(created["id"] as! String)")
+                    #expect(read.status == .ok)
                     #expect(!read.text.contains(token))
                     if index == 0 { _ = try await api.send(.delete, "/api/tokens/\(created["id"] as! String)") }
                 }
                 for user in 0..<3 {
                     let list = try await api.send(.get, "/api/tokens?userId=user\(user)")
+                    // A real listing (user0 holds four of the ten tokens, the others three each), not an error body.
+                    #expect((list.json["tokens"] as? [[String: Any]])?.count == (user == 0 ? 4 : 3))
                     for token in tokens { #expect(!list.text.contains(token)) }
                 }
                 return tokens

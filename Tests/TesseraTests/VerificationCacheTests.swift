@@ -39,15 +39,26 @@ struct VerificationCacheTests {
         cache.invalidate(tokenID: entry.id)  // ...the token is revoked meanwhile...
         cache.store(entry, digest: [1], ticket: ticket)  // ...and the lookup's stale answer is dropped.
         #expect(cache.record(for: [1]) == nil)
+        #expect(cache.count == 0)
+        // A lookup begun after the invalidation stores what it read.
+        cache.store(entry, digest: [1], ticket: cache.ticket())
+        #expect(cache.record(for: [1]) == entry)
     }
 
     @Test func entriesExpireAndTheCapacityHolds() async throws {
-        let cache = VerificationCache(timeToLive: .milliseconds(50), capacity: 3)
+        let cache = VerificationCache(timeToLive: .milliseconds(200), capacity: 3)
         cache.listenerConnected()
-        for index in 0..<10 { cache.store(record(), digest: [UInt8(index)], ticket: cache.ticket()) }
+        let records = (0..<10).map { _ in record() }
+        for (index, entry) in records.enumerated() { cache.store(entry, digest: [UInt8(index)], ticket: cache.ticket()) }
         #expect(cache.count == 3)
-        try await Task.sleep(for: .milliseconds(80))
+        // While fresh, the newest entry is served, and so are exactly two others.
+        #expect(cache.record(for: [9]) == records[9])
+        #expect((0..<10).filter { cache.record(for: [UInt8($0)]) != nil }.count == 3)
+        try await Task.sleep(for: .milliseconds(300))
+        // Past their time to live none is served, and each expired entry read is dropped.
         #expect(cache.record(for: [9]) == nil)
+        #expect((0..<10).allSatisfy { cache.record(for: [UInt8($0)]) == nil })
+        #expect(cache.count == 0)
     }
 
     @Test func hitsSkipTheDatabaseButRevocationIsSeenAtOnceOnTheRevokingInstance() async throws {
@@ -58,6 +69,13 @@ struct VerificationCacheTests {
         let (token, stored) = try await service.issue(TokenRequest(userID: "c", scopes: [], lifetimeMinutes: 60), by: caller, logger: Fixtures.logger)
         #expect(try await service.verify(token.secret, logger: Fixtures.logger) == .active(stored))
         #expect(cache.count == 1)
+        // A hit never asks the repository: a record only the cache holds verifies, though the repository has no such token.
+        let cachedOnly = AccessToken.generate(prefix: .default)
+        let cachedRecord = record()
+        cache.store(cachedRecord, digest: TokenHasher(currentKey: Fixtures.hashKey).digest(of: cachedOnly).bytes, ticket: cache.ticket())
+        #expect(try await service.verify(cachedOnly.secret, logger: Fixtures.logger) == .active(cachedRecord))
+        let uncached = TokenService(repository: repository, hasher: TokenHasher(currentKey: Fixtures.hashKey), prefix: .default)
+        #expect(try await uncached.verify(cachedOnly.secret, logger: Fixtures.logger) == .inactive(.notFound))
         _ = try await service.revoke(id: stored.id, by: caller, logger: Fixtures.logger)
         #expect(try await service.verify(token.secret, logger: Fixtures.logger) == .inactive(.revoked))
     }
@@ -86,7 +104,12 @@ struct VerificationCacheTests {
                 answer = try await remote.verify(token.secret, logger: logger)
             }
             #expect(answer == .inactive(.revoked))
-            #expect(remoteCache.count == 0 || remoteCache.record(for: hasher.digest(of: token).bytes)?.revokedAt != nil)
+            // Heard through the notification, not by bypassing the cache: the listener is still connected. The
+            // notification has evicted the active entry, so the next lookup stores the revoked record, served as revoked.
+            #expect(remoteCache.isServing)
+            #expect(try await remote.verify(token.secret, logger: logger) == .inactive(.revoked))
+            #expect(remoteCache.count == 1)
+            #expect(remoteCache.record(for: hasher.digest(of: token).bytes)?.revokedAt != nil)
         }
     }
 }

@@ -3,15 +3,15 @@ import Hummingbird
 
 /// `GET /api/audit`: the audit trail of token changes, newest first, for admins.
 struct AuditController {
-    let repository: any TokenRepository
+    let service: TokenService
 
-    var endpoints: RouteCollection<AdminRequestContext> {
-        RouteCollection(context: AdminRequestContext.self)
+    var endpoints: RouteCollection<CallerRequestContext> {
+        RouteCollection(context: CallerRequestContext.self)
             .get(use: list)
     }
 
     /// `GET /api/audit?tokenId=&userId=&limit=&cursor=`.
-    @Sendable func list(_ request: Request, context: AdminRequestContext) async throws -> AuditList {
+    @Sendable func list(_ request: Request, context: CallerRequestContext) async throws -> AuditList {
         var reader = QueryReader(request.uri.queryParameters, allowed: ["tokenId", "userId", "limit", "cursor"])
         let query = AuditQuery(
             tokenID: reader.decoded("tokenId", message: "must be a token id (a UUID)", UUID.init(uuidString:)),
@@ -23,7 +23,7 @@ struct AuditController {
             }
         )
         guard reader.errors.isEmpty else { throw APIError.validation(reader.errors) }
-        let page = try await repository.auditEvents(query, logger: context.logger)
+        let page = try await service.auditEvents(query, logger: context.logger)
         return AuditList(events: page.events.map(AuditList.Event.init), nextCursor: page.nextCursor.map(String.init))
     }
 }

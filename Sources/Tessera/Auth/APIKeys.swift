@@ -133,10 +133,6 @@ extension UInt8 {
 extension StringProtocol {
     /// The text without leading and trailing white space.
     func trimmingWhitespace() -> Substring {
-        // Visible ASCII at both ends (as in nearly every header value): nothing to trim, no Unicode lookups.
-        if let first = first?.asciiValue, let last = last?.asciiValue, (0x21...0x7E).contains(first), (0x21...0x7E).contains(last) {
-            return Substring(self)
-        }
         guard let first = firstIndex(where: { !$0.isWhitespace }), let last = lastIndex(where: { !$0.isWhitespace }) else { return "" }
         return Substring(self[first...last])
     }

@@ -1,4 +1,7 @@
+import Foundation
+import Configuration
 import Logging
+import SystemPackage
 import TokenCrypto
 
 /// Everything Tessera reads from its environment, validated once at start-up.
@@ -17,6 +20,8 @@ public struct AppConfiguration: Sendable {
     public var tokenPrefix: TokenPrefix
     /// The log level.
     public var logLevel: Logger.Level
+    /// How log lines are written (`LOG_FORMAT`).
+    public var logFormat: LineLogHandler.Format
     /// Rate limit budgets.
     public var rateLimits: RateLimitSettings
     /// How the client address is found (`TRUSTED_PROXIES`).
@@ -45,6 +50,7 @@ public struct AppConfiguration: Sendable {
         port: Int = 3000,
         tokenPrefix: TokenPrefix = .default,
         logLevel: Logger.Level = .info,
+        logFormat: LineLogHandler.Format = .text,
         rateLimits: RateLimitSettings = RateLimitSettings(),
         clientAddresses: ClientAddressResolver = ClientAddressResolver(),
         databaseTimeout: Duration = .seconds(5),
@@ -62,6 +68,7 @@ public struct AppConfiguration: Sendable {
         self.port = port
         self.tokenPrefix = tokenPrefix
         self.logLevel = logLevel
+        self.logFormat = logFormat
         self.rateLimits = rateLimits
         self.clientAddresses = clientAddresses
         self.databaseTimeout = databaseTimeout
@@ -73,15 +80,31 @@ public struct AppConfiguration: Sendable {
         self.verifyCache = verifyCache
     }
 
+    /// The variables whose values are secrets: redacted wherever swift-configuration prints or reports them.
+    static let secretVariables: Set<String> = ["API_KEY", "API_KEYS", "TOKEN_HASH_KEY", "TOKEN_HASH_OLD_KEYS", "DATABASE_URL"]
+
+    /// `environment` (the process's unless given) over the `.env` file at `dotEnvPath`, when there is one: real
+    /// variables win.
+    public static func environmentReader(
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        dotEnvPath: String = ".env"
+    ) async throws -> ConfigReader {
+        let secrets = SecretsSpecifier<String, String>.specific(secretVariables)
+        return ConfigReader(providers: [
+            EnvironmentVariablesProvider(environmentVariables: environment, secretsSpecifier: secrets),
+            try await EnvironmentVariablesProvider(environmentFilePath: FilePath(dotEnvPath), allowMissing: true, secretsSpecifier: secrets),
+        ])
+    }
+
     /// `DATABASE_URL` and `MIGRATIONS_DIR` (default `migrations`): all the database commands need.
-    public static func databaseSettings(environment: [String: String]) throws -> (url: DatabaseURL, migrationsDirectory: String) {
-        guard let url = trimmedValue("DATABASE_URL", in: environment) else { throw ConfigurationError("DATABASE_URL", "is not set") }
-        return (try DatabaseURL(url), trimmedValue("MIGRATIONS_DIR", in: environment) ?? "migrations")
+    public static func databaseSettings(_ reader: ConfigReader) throws -> (url: DatabaseURL, migrationsDirectory: String) {
+        guard let url = reader.setting("DATABASE_URL") else { throw ConfigurationError("DATABASE_URL", "is not set") }
+        return (try DatabaseURL(url), reader.setting("MIGRATIONS_DIR") ?? "migrations")
     }
 
     /// `LOG_LEVEL`, or `nil` when unset.
-    public static func logLevel(environment: [String: String]) throws -> Logger.Level? {
-        try trimmedValue("LOG_LEVEL", in: environment).map { text in
+    public static func logLevel(_ reader: ConfigReader) throws -> Logger.Level? {
+        try reader.setting("LOG_LEVEL").map { text in
             guard let level = Logger.Level(rawValue: text.lowercased()) else {
                 throw ConfigurationError("LOG_LEVEL", "must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
             }
@@ -89,16 +112,22 @@ public struct AppConfiguration: Sendable {
         }
     }
 
-    /// The variable's value without surrounding white space, or `nil` when unset or blank.
-    static func trimmedValue(_ name: String, in environment: [String: String]) -> String? {
-        guard let text = environment[name]?.trimmingWhitespace(), !text.isEmpty else { return nil }
-        return String(text)
+    /// `LOG_FORMAT`: `text` (the default) or `json`.
+    public static func logFormat(_ reader: ConfigReader) throws -> LineLogHandler.Format {
+        guard let text = reader.setting("LOG_FORMAT") else { return .text }
+        guard let format = LineLogHandler.Format(rawValue: text.lowercased()) else { throw ConfigurationError("LOG_FORMAT", "must be text or json") }
+        return format
+    }
+
+    /// Reads and validates the configuration from `environment` alone (tests, and callers with their own variables).
+    public init(environment: [String: String]) throws {
+        try self.init(ConfigReader(provider: EnvironmentVariablesProvider(environmentVariables: environment)))
     }
 
     /// Reads and validates the configuration, throwing a ``ConfigurationError`` that names the first bad variable.
-    public init(environment: [String: String]) throws {
-        func value(_ name: String) -> String? { Self.trimmedValue(name, in: environment) }
-        let databaseURL = try Self.databaseSettings(environment: environment).url
+    public init(_ reader: ConfigReader) throws {
+        func value(_ name: String) -> String? { reader.setting(name) }
+        let databaseURL = try Self.databaseSettings(reader).url
         let hasher = try Self.parseHasher(key: value("TOKEN_HASH_KEY"), keyID: value("TOKEN_HASH_KEY_ID"), oldKeys: value("TOKEN_HASH_OLD_KEYS"))
         let apiKeys = try APIKeyRing.parse(apiKey: value("API_KEY"), apiKeys: value("API_KEYS"))
         let port = try value("PORT").map { text in
@@ -109,7 +138,7 @@ public struct AppConfiguration: Sendable {
             guard let prefix = TokenPrefix(text) else { throw ConfigurationError("TOKEN_PREFIX", "must be 2-12 characters of [a-z0-9]") }
             return prefix
         } ?? .default
-        let logLevel = try Self.logLevel(environment: environment) ?? .info
+        let logLevel = try Self.logLevel(reader) ?? .info
         func wholeNumber(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
             guard let text = value(name) else { return fallback }
             guard let number = Int(text), range.contains(number) else {
@@ -138,6 +167,7 @@ public struct AppConfiguration: Sendable {
             port: port,
             tokenPrefix: tokenPrefix,
             logLevel: logLevel,
+            logFormat: try Self.logFormat(reader),
             rateLimits: rateLimits,
             clientAddresses: clientAddresses,
             databaseTimeout: .seconds(databaseTimeout),
@@ -172,5 +202,16 @@ public struct AppConfiguration: Sendable {
             previousKeys.append(oldKey)
         }
         return TokenHasher(currentKey: currentKey, previousKeys: previousKeys)
+    }
+}
+
+extension ConfigReader {
+    /// The variable `name` (such as `DATABASE_URL`), without surrounding white space, or `nil` when unset or blank.
+    func setting(_ name: String) -> String? {
+        let key = ConfigKey(name.lowercased().split(separator: "_").map(String.init))
+        guard let text = string(forKey: key, isSecret: AppConfiguration.secretVariables.contains(name))?.trimmingWhitespace(), !text.isEmpty else {
+            return nil
+        }
+        return String(text)
     }
 }

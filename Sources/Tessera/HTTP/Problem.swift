@@ -58,22 +58,6 @@ public struct APIError: HTTPResponseError, Sendable {
         APIError(.badRequest, type: "urn:tessera:problem:malformed-body", detail: detail)
     }
 
-    /// `401`: no API key, one that matches no configured key, or an unreadable `Authorization` header.
-    static func unauthenticated(_ credentials: APIKeyAuthenticator.Credentials) -> APIError {
-        let (challenge, detail) =
-            switch credentials {
-            case .none: (#"Bearer realm="tessera""#, "An API key is required, in X-API-Key or Authorization: Bearer.")
-            case .malformed: (#"Bearer realm="tessera", error="invalid_request""#, "The Authorization header is neither 'Bearer <key>' nor 'Basic <name:key>'.")
-            case .key: (#"Bearer realm="tessera", error="invalid_token""#, "The API key is not valid.")
-            }
-        return APIError(.unauthorized, type: "urn:tessera:problem:unauthenticated", detail: detail, headers: [.wwwAuthenticate: challenge])
-    }
-
-    /// `403`: the key is valid but its role may not use this endpoint.
-    public static func forbidden(role: APIKeyRole) -> APIError {
-        APIError(.forbidden, type: "urn:tessera:problem:forbidden", detail: "An API key with role '\(role.rawValue)' may not use this endpoint.")
-    }
-
     /// `404` for a token id that does not exist.
     public static let tokenNotFound = APIError(.notFound, type: "urn:tessera:problem:token-not-found", detail: "No token has this id.")
 

@@ -5,7 +5,7 @@ extension Request {
     /// Reads the body as one JSON object: `415` for another media type, `413` past `maximumSize` bytes (refused
     /// before more is buffered), `400` for anything else.
     func jsonObject(context: some RequestContext, maximumSize: Int) async throws -> [String: JSONValue] {
-        guard let contentType = headers.value(of: .contentType), Self.isJSON(contentType) else {
+        guard let contentType = headers[.contentType].flatMap(MediaType.init(from:)), contentType.isType(.applicationJson) else {
             throw APIError.unsupportedMediaType
         }
         let body = try await self.body.collect(upTo: maximumSize)
@@ -17,11 +17,5 @@ extension Request {
         }
         guard case .object(let object) = value else { throw APIError.malformedBody("The body must be a JSON object.") }
         return object
-    }
-
-    /// Whether a `Content-Type` value is JSON: the two usual spellings are recognised without parsing.
-    static func isJSON(_ contentType: String) -> Bool {
-        if contentType == "application/json" || contentType == "application/json; charset=utf-8" { return true }
-        return MediaType(from: contentType)?.isType(.applicationJson) ?? false
     }
 }

@@ -33,9 +33,6 @@ struct WebPage: Sendable {
         self.responses = responses
     }
 
-    /// The page's paths and methods, for `405` answers.
-    var routes: [(String, [HTTPRequest.Method])] { responses.map { ($0.path, [.get]) } }
-
     /// Adds a GET route for each file.
     func addRoutes(to router: Router<TesseraRequestContext>) {
         for (path, body, contentType) in responses {

@@ -7,6 +7,8 @@ import Metrics
 struct ServiceMetrics: Sendable {
     private let verifications: [String: Counter]
     private let rateLimited: [String: Counter]
+    private let authenticationsSucceeded = Counter(label: "tessera_authentications_total", dimensions: [("result", "success")])
+    private let authenticationsFailed = Counter(label: "tessera_authentications_total", dimensions: [("result", "failure")])
     /// Database operations that failed because PostgreSQL could not be reached in time.
     let databaseUnavailable: Counter
 
@@ -29,6 +31,11 @@ struct ServiceMetrics: Sendable {
         case .active: verifications["ACTIVE"]?.increment()
         case .inactive(let reason): verifications[reason.rawValue]?.increment()
         }
+    }
+
+    /// Counts one API key authentication, accepted or not.
+    func recordAuthentication(succeeded: Bool) {
+        (succeeded ? authenticationsSucceeded : authenticationsFailed).increment()
     }
 
     /// Counts one request refused by the limiter named `policy`.

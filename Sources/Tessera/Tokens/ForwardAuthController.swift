@@ -10,13 +10,13 @@ import Hummingbird
 struct ForwardAuthController {
     let service: TokenService
 
-    var endpoints: RouteCollection<VerifierRequestContext> {
-        RouteCollection(context: VerifierRequestContext.self)
+    var endpoints: RouteCollection<CallerRequestContext> {
+        RouteCollection(context: CallerRequestContext.self)
             .get(use: check)
     }
 
     /// `204` with `X-Auth-*` headers when the token is active and has every scope; `401` or `403` otherwise.
-    @Sendable func check(_ request: Request, context: VerifierRequestContext) async throws -> Response {
+    @Sendable func check(_ request: Request, context: CallerRequestContext) async throws -> Response {
         var reader = QueryReader(request.uri.queryParameters, allowed: ["scope"])
         let scopes = request.uri.queryParameters.getAll("scope")
         for (index, scope) in scopes.enumerated() {
@@ -29,8 +29,8 @@ struct ForwardAuthController {
         if scopes.count > Scope.maximumCount { reader.fail("scope", "may be given at most \(Scope.maximumCount) times") }
         guard reader.errors.isEmpty else { throw APIError.validation(reader.errors) }
 
-        guard let authorization = request.headers.value(of: .authorization) else { throw APIError.tokenMissing }
-        guard let token = APIKeyAuthenticator.bearerToken(authorization) else { throw APIError.tokenRejected(.malformed, requiredScopes: scopes) }
+        guard let authorization = request.headers[.authorization] else { throw APIError.tokenMissing }
+        guard let token = Credentials.bearerToken(authorization) else { throw APIError.tokenRejected(.malformed, requiredScopes: scopes) }
         switch try await service.verify(String(token), requiredScopes: scopes, logger: context.logger) {
         case .active(let record):
             return Response(

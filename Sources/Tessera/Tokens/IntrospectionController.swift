@@ -7,14 +7,14 @@ struct IntrospectionController {
     /// The largest request body read, in bytes (`MAX_BODY_BYTES`).
     let maximumBodySize: Int
 
-    var endpoints: RouteCollection<VerifierRequestContext> {
-        RouteCollection(context: VerifierRequestContext.self)
+    var endpoints: RouteCollection<CallerRequestContext> {
+        RouteCollection(context: CallerRequestContext.self)
             .post(use: introspect)
     }
 
     /// Reads `token` (and ignores `token_type_hint`) from a form body; answers the token's claims or `{"active": false}`.
-    @Sendable func introspect(_ request: Request, context: VerifierRequestContext) async throws -> Introspection {
-        guard let contentType = request.headers.value(of: .contentType).flatMap(MediaType.init(from:)),
+    @Sendable func introspect(_ request: Request, context: CallerRequestContext) async throws -> Introspection {
+        guard let contentType = request.headers[.contentType].flatMap(MediaType.init(from:)),
             contentType.isType(.applicationUrlEncoded)
         else {
             throw APIError(.unsupportedMediaType, type: "urn:tessera:problem:unsupported-media-type",

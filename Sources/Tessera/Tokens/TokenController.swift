@@ -15,8 +15,8 @@ struct TokenController {
     /// Longest lifetime a token may be given: one year.
     static let maximumLifetimeMinutes = 525_600
 
-    var endpoints: RouteCollection<AdminRequestContext> {
-        RouteCollection(context: AdminRequestContext.self)
+    var endpoints: RouteCollection<CallerRequestContext> {
+        RouteCollection(context: CallerRequestContext.self)
             .post(use: create)
             .get(use: list)
             .get("{id}", use: show)
@@ -28,7 +28,7 @@ struct TokenController {
     static let maximumGraceSeconds = 86_400
 
     /// `POST /api/tokens`: the token appears in this response only, after its row is committed.
-    @Sendable func create(_ request: Request, context: AdminRequestContext) async throws -> EditedResponse<CreatedToken> {
+    @Sendable func create(_ request: Request, context: CallerRequestContext) async throws -> EditedResponse<CreatedToken> {
         let tokenRequest = try Self.tokenRequest(from: try await request.jsonObject(context: context, maximumSize: maximumBodySize))
         let (token, record) = try await service.issue(tokenRequest, by: context.caller, logger: context.logger)
         return EditedResponse(
@@ -39,9 +39,9 @@ struct TokenController {
     }
 
     /// `GET /api/tokens?userId=&limit=&cursor=&status=`: a page of one user's tokens, newest first.
-    @Sendable func list(_ request: Request, context: AdminRequestContext) async throws -> TokenList {
+    @Sendable func list(_ request: Request, context: CallerRequestContext) async throws -> TokenList {
         let query = try ListQuery(request.uri.queryParameters)
-        let page = try await service.repository.tokens(
+        let page = try await service.tokens(
             userID: query.userID,
             status: query.status,
             limit: query.limit,
@@ -53,15 +53,15 @@ struct TokenController {
     }
 
     /// `GET /api/tokens/{id}`.
-    @Sendable func show(_ request: Request, context: AdminRequestContext) async throws -> TokenMetadata {
-        guard let record = try await service.repository.token(id: try Self.tokenID(context), logger: context.logger) else {
+    @Sendable func show(_ request: Request, context: CallerRequestContext) async throws -> TokenMetadata {
+        guard let record = try await service.token(id: try Self.tokenID(context), logger: context.logger) else {
             throw APIError.tokenNotFound
         }
         return TokenMetadata(record, at: Date())
     }
 
     /// `DELETE /api/tokens/{id}`: `204` whether this call or an earlier one revoked it.
-    @Sendable func revoke(_ request: Request, context: AdminRequestContext) async throws -> HTTPResponse.Status {
+    @Sendable func revoke(_ request: Request, context: CallerRequestContext) async throws -> HTTPResponse.Status {
         let id = try Self.tokenID(context)
         switch try await service.revoke(id: id, by: context.caller, logger: context.logger) {
         case .revoked, .alreadyRevoked:
@@ -72,7 +72,7 @@ struct TokenController {
     }
 
     /// `POST /api/tokens/{id}/rotate` `{"graceSeconds"}`: a new token in place of an active one, shown once.
-    @Sendable func rotate(_ request: Request, context: AdminRequestContext) async throws -> EditedResponse<CreatedToken> {
+    @Sendable func rotate(_ request: Request, context: CallerRequestContext) async throws -> EditedResponse<CreatedToken> {
         let id = try Self.tokenID(context)
         var reader = FieldReader(try await request.jsonObject(context: context, maximumSize: maximumBodySize), allowed: ["graceSeconds"])
         let grace = reader.integer("graceSeconds", required: true, in: 0...Self.maximumGraceSeconds)
@@ -94,7 +94,7 @@ struct TokenController {
     }
 
     /// The `{id}` path parameter as a UUID; anything else cannot name a token, so it is a `404`.
-    static func tokenID(_ context: AdminRequestContext) throws -> UUID {
+    static func tokenID(_ context: CallerRequestContext) throws -> UUID {
         guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)) else { throw APIError.tokenNotFound }
         return id
     }

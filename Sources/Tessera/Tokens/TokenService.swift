@@ -139,6 +139,21 @@ public final class TokenService: Sendable {
         return .active(record)
     }
 
+    /// The token `id`, or `nil`.
+    public func token(id: UUID, logger: Logger) async throws -> TokenRecord? {
+        try await repository.token(id: id, logger: logger)
+    }
+
+    /// A page of `userID`'s tokens, newest first, starting after `cursor`.
+    public func tokens(userID: String, status: TokenStatusFilter, limit: Int, after cursor: TokenCursor?, logger: Logger) async throws -> TokenPage {
+        try await repository.tokens(userID: userID, status: status, limit: limit, after: cursor, logger: logger)
+    }
+
+    /// A page of the audit trail, newest first.
+    public func auditEvents(_ query: AuditQuery, logger: Logger) async throws -> AuditPage {
+        try await repository.auditEvents(query, logger: logger)
+    }
+
     /// Revokes the token `id`, evicting it from this instance's cache before answering (other instances hear of
     /// it through the database's `NOTIFY`).
     public func revoke(id: UUID, by caller: Caller, logger: Logger) async throws -> RevocationOutcome {

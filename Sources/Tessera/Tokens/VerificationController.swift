@@ -1,5 +1,4 @@
 import Foundation
-import HTTPTypes
 import Hummingbird
 
 /// `POST /api/tokens/verify`: whether a presented token may be used, for downstream services.
@@ -8,15 +7,15 @@ struct VerificationController {
     /// The largest request body read, in bytes (`MAX_BODY_BYTES`).
     let maximumBodySize: Int
 
-    var endpoints: RouteCollection<VerifierRequestContext> {
-        RouteCollection(context: VerifierRequestContext.self)
+    var endpoints: RouteCollection<CallerRequestContext> {
+        RouteCollection(context: CallerRequestContext.self)
             .post(use: verify)
     }
 
     private static let fields: Set<String> = ["token", "requiredScopes"]
 
     /// Always `200` for an authorised caller: the answer is in the body, never in the status.
-    @Sendable func verify(_ request: Request, context: VerifierRequestContext) async throws -> VerificationResult {
+    @Sendable func verify(_ request: Request, context: CallerRequestContext) async throws -> VerificationResult {
         var reader = FieldReader(try await request.jsonObject(context: context, maximumSize: maximumBodySize), allowed: Self.fields)
         let token = reader.string("token", required: true)
         let requiredScopes = TextRules.scopes(reader.strings("requiredScopes"), field: "requiredScopes", into: &reader)
@@ -30,53 +29,29 @@ struct VerificationController {
 }
 
 extension VerificationController {
-    /// `{active: true, tokenId, userId, scopes, expiresAt, createdAt}` or `{active: false, code}`, keys sorted.
-    struct VerificationResult: ResponseGenerator, Equatable {
-        var verification: Verification
+    /// `{active: true, tokenId, userId, scopes, expiresAt, createdAt}` or `{active: false, code}`.
+    struct VerificationResult: ResponseEncodable, Equatable {
+        var active: Bool
+        var code: InactiveReason?
+        var tokenId: String?
+        var userId: String?
+        var scopes: [String]?
+        var createdAt: Date?
+        var expiresAt: Date?
 
         init(_ verification: Verification) {
-            self.verification = verification
-        }
-
-        /// The body, written by hand: this is the hot path.
-        var body: ByteBuffer {
-            var buffer: ByteBuffer
             switch verification {
             case .active(let record):
-                buffer = Self.allocator.buffer(capacity: 160 + record.userID.utf8.count + record.scopes.reduce(0) { $0 + $1.utf8.count + 3 })
-                buffer.writeStaticString(#"{"active":true,"createdAt":"#)
-                JSONText.write(record.createdAt, to: &buffer)
-                buffer.writeStaticString(#","expiresAt":"#)
-                JSONText.write(record.expiresAt, to: &buffer)
-                buffer.writeStaticString(#","scopes":"#)
-                JSONText.write(record.scopes, to: &buffer)
-                buffer.writeStaticString(#","tokenId":"#)
-                JSONText.write(record.id, to: &buffer)
-                buffer.writeStaticString(#","userId":"#)
-                JSONText.write(record.userID, to: &buffer)
-                buffer.writeStaticString("}")
+                active = true
+                tokenId = record.id.lowercasedString
+                userId = record.userID
+                scopes = record.scopes
+                createdAt = record.createdAt
+                expiresAt = record.expiresAt
             case .inactive(let reason):
-                buffer = Self.allocator.buffer(capacity: 48)
-                buffer.writeStaticString(#"{"active":false,"code":""#)
-                buffer.writeString(reason.rawValue)
-                buffer.writeStaticString(#""}"#)
+                active = false
+                code = reason
             }
-            return buffer
-        }
-
-        private static let allocator = ByteBufferAllocator()
-        private static let contentType = HTTPField(name: .contentType, value: "application/json; charset=utf-8")
-
-        /// The body as text.
-        var json: String { String(buffer: body) }
-
-        func response(from request: Request, context: some RequestContext) -> Response {
-            let body = self.body
-            var headers = HTTPFields()
-            headers.reserveCapacity(12)  // room for the security, request id and rate limit fields added on the way out
-            headers.append(Self.contentType)
-            headers.append(HTTPField(name: .contentLength, value: String(body.readableBytes)))
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
         }
     }
 }

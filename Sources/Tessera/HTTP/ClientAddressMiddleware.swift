@@ -1,0 +1,17 @@
+import HTTPTypes
+import Hummingbird
+
+/// Resolves the client's address (honouring trusted proxies) for the limiters and the authentication log lines.
+struct ClientAddressMiddleware: RouterMiddleware {
+    typealias Context = TesseraRequestContext
+    let resolver: ClientAddressResolver
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        context.clientAddress = resolver.clientAddress(
+            peer: context.remoteAddress?.ipAddress,
+            forwardedFor: request.headers[values: .xForwardedFor]
+        )
+        return try await next(request, context)
+    }
+}
