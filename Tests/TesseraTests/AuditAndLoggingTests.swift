@@ -52,7 +52,7 @@ struct AuditAndLoggingTests {
                 userID: "dup", scopes: [], name: nil, digest: TokenHasher(currentKey: Fixtures.hashKey).digest(of: token),
                 displayPrefix: token.displayPrefix, lifetimeMinutes: 5, createdBy: "admin")
             _ = try await repository.create(new, logger: Fixtures.logger)
-            await #expect(throws: RepositoryError.duplicateDigest) { try await repository.create(new, logger: Fixtures.logger) }
+            await #expect(throws: StorageError.duplicateDigest) { try await repository.create(new, logger: Fixtures.logger) }
             let tokenRows = try await client.query("SELECT count(*) FROM tokens WHERE user_id = 'dup'", logger: Fixtures.logger)
             var tokenCounts: [Int] = []
             for try await count in tokenRows.decode(Int.self) { tokenCounts.append(count) }

@@ -71,7 +71,7 @@ struct PostgresRepositoryTests {
             let repository = PostgresTokenRepository(client: client)
             let first = newToken()
             _ = try await repository.create(first, logger: logger)
-            await #expect(throws: RepositoryError.duplicateDigest) {
+            await #expect(throws: StorageError.duplicateDigest) {
                 try await repository.create(newToken(userID: "someone-else", digest: first.digest), logger: logger)
             }
         }

@@ -44,7 +44,7 @@ public struct PostgresTokenRepository: TokenRepository {
 
     /// Runs `operation` under the repository's deadline, so a database outage cannot hold a request forever.
     private func bounded<Result: Sendable>(_ operation: @escaping @Sendable () async throws -> Result) async throws -> Result {
-        try await counted { try await withDeadline(timeout, Self.timeoutMessage(timeout), operation: operation) }
+        try await counted { try await StorageError.translating { try await withDeadline(timeout, Self.timeoutMessage(timeout), operation: operation) } }
     }
 
     /// Runs `operation` counted in ``inFlight``.
@@ -81,12 +81,12 @@ public struct PostgresTokenRepository: TokenRepository {
                         """,
                         logger: logger
                     )
-                    guard let record = try await Self.decodeRecords(rows).first else { throw PostgresTokenRepositoryError.missingReturnedRow }
+                    guard let record = try await Self.decodeRecords(rows).first else { throw StorageError.missingRow }
                     try await Self.recordAudit(action: "token.create", actor: token.createdBy, token: record, on: connection, logger: logger)
                     return record
                 }
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                throw RepositoryError.duplicateDigest
+                throw StorageError.duplicateDigest
             }
         }
     }
@@ -99,7 +99,7 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     public func token(matchingAnyOf digests: [TokenDigest], logger: Logger) async throws -> TokenRecord? {
-        try await counted { try await lookups.value(forAnyOf: digests.map(\.bytes), logger: logger) }
+        try await counted { try await StorageError.translating { try await lookups.value(forAnyOf: digests.map(\.bytes), logger: logger) } }
     }
 
     /// The verification lookup as a named prepared statement: parsed and planned once per connection, not on every
@@ -216,7 +216,7 @@ public struct PostgresTokenRepository: TokenRepository {
                     """,
                     logger: logger
                 )
-                guard let record = try await Self.decodeRecords(inserted).first else { throw PostgresTokenRepositoryError.missingReturnedRow }
+                guard let record = try await Self.decodeRecords(inserted).first else { throw StorageError.missingRow }
                 try await connection.query(
                     """
                     UPDATE tokens SET expires_at = LEAST(expires_at, now() + make_interval(secs => \(graceSeconds)::int4)), replaced_by = \(record.id)
@@ -355,6 +355,4 @@ public struct PostgresTokenRepository: TokenRepository {
 }
 
 /// A database answer that breaks the repository's expectations.
-enum PostgresTokenRepositoryError: Error {
-    case missingReturnedRow
-}
+

@@ -11,6 +11,7 @@ public final class GCRALimiter: Sendable {
     /// The most keys tracked at once.
     public let capacity: Int
     private let state: Mutex<LRUTable>
+    private let gcra: GCRA
 
     /// Creates a limiter tracking at most `capacity` keys.
     public init(policy: RateLimitPolicy, capacity: Int) {
@@ -18,6 +19,7 @@ public final class GCRALimiter: Sendable {
         self.policy = policy
         self.capacity = capacity
         self.state = Mutex(LRUTable(capacity: capacity))
+        self.gcra = GCRA(policy, unitsPerSecond: 1_000_000_000)
     }
 
     /// Spends one request from `key`'s budget if it has one left.
@@ -34,27 +36,12 @@ public final class GCRALimiter: Sendable {
     public var trackedKeys: Int { state.withLock { $0.count } }
 
     private func decide(_ key: String, now: Int64, consume: Bool) -> RateLimitDecision {
-        let interval = policy.emissionInterval
-        let tolerance = interval * Int64(policy.quota)
-        return state.withLock { table in
-            let arrival = max(table.value(for: key) ?? now, now)
-            let next = arrival + interval
-            let allowed = next - now <= tolerance
-            if allowed && consume { table.set(next, for: key) }
-            let used = allowed && consume ? next : arrival
-            let remaining = max(0, Int((tolerance - (used - now)) / interval))
-            return RateLimitDecision(
-                allowed: allowed,
-                remaining: remaining,
-                resetSeconds: Self.seconds(used - now),
-                retryAfterSeconds: allowed ? 0 : max(1, Self.seconds(next - tolerance - now))
-            )
+        state.withLock { table in
+            let stored = table.value(for: key)
+            let (fits, spent) = gcra.admit(stored: stored, now: now)
+            if fits && consume { table.set(spent, for: key) }
+            return gcra.decision(now: now, arrival: fits && consume ? spent : max(stored ?? now, now), allowed: fits)
         }
-    }
-
-    /// Whole seconds, rounded up.
-    private static func seconds(_ nanoseconds: Int64) -> Int {
-        Int((max(0, nanoseconds) + 999_999_999) / 1_000_000_000)
     }
 }
 

@@ -14,7 +14,7 @@ public actor MemoryTokenRepository: TokenRepository {
     public init() {}
 
     public func create(_ token: NewToken, logger: Logger) throws -> TokenRecord {
-        guard !records.values.contains(where: { $0.digest.bytes == token.digest.bytes }) else { throw RepositoryError.duplicateDigest }
+        guard !records.values.contains(where: { $0.digest.bytes == token.digest.bytes }) else { throw StorageError.duplicateDigest }
         let now = Date()
         // Strictly increasing creation times keep the listing order total, as PostgreSQL's order by (created_at, id) is.
         lastCreatedAt = max(lastCreatedAt + 1, now.microsecondsSince1970)
@@ -82,7 +82,7 @@ public actor MemoryTokenRepository: TokenRepository {
         let status = old.status(at: now)
         guard status == .active else { return .notActive(status) }
         guard !replaced.contains(id) else { return .alreadyRotated }
-        guard !records.values.contains(where: { $0.digest.bytes == digest.bytes }) else { throw RepositoryError.duplicateDigest }
+        guard !records.values.contains(where: { $0.digest.bytes == digest.bytes }) else { throw StorageError.duplicateDigest }
         lastCreatedAt = max(lastCreatedAt + 1, now.microsecondsSince1970)
         var new = old
         new.id = UUID()

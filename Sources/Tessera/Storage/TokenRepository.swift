@@ -29,9 +29,3 @@ public protocol TokenRepository: Sendable {
     /// Replaces a token's digest made under an old key with `newDigest`, if it still holds `oldDigest`.
     func rehash(id: UUID, from oldDigest: TokenDigest, to newDigest: TokenDigest, logger: Logger) async throws
 }
-
-/// Failures a repository reports in terms of the domain rather than the database.
-public enum RepositoryError: Error, Equatable {
-    /// A token with the same digest is already stored.
-    case duplicateDigest
-}

@@ -1,7 +1,3 @@
-import HTTPTypes
-import Hummingbird
-import PostgresNIO
-
 /// The limiters of a running service: one budget per API key for admin routes and for verification, and one per
 /// client address for failed or missing authentication.
 public struct RateLimiters: Sendable {
@@ -17,13 +13,6 @@ public struct RateLimiters: Sendable {
         admin = GCRALimiter(policy: settings.admin, capacity: settings.maximumTrackedKeys)
         verify = GCRALimiter(policy: settings.verify, capacity: settings.maximumTrackedKeys)
         authFailures = GCRALimiter(policy: settings.authFailures, capacity: settings.maximumTrackedKeys)
-    }
-
-    /// Limiters whose state is in PostgreSQL, shared by every instance using `client`'s database.
-    public init(_ settings: RateLimitSettings, client: PostgresClient, timeout: Duration) {
-        admin = PostgresRateLimitStore(policy: settings.admin, client: client, timeout: timeout)
-        verify = PostgresRateLimitStore(policy: settings.verify, client: client, timeout: timeout)
-        authFailures = PostgresRateLimitStore(policy: settings.authFailures, client: client, timeout: timeout)
     }
 }
 
@@ -75,49 +64,4 @@ public struct RateLimitSettings: Sendable, Equatable {
             maximumTrackedKeys = keys
         }
     }
-}
-
-extension RateLimitDecision {
-    /// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers), plus `Retry-After` when refused.
-    func headerFields(policy: RateLimitPolicy) -> HTTPFields {
-        var fields = HTTPFields()
-        addHeaderFields(to: &fields, policy: policy)
-        return fields
-    }
-
-    /// Appends the fields of ``headerFields(policy:)`` to `fields`.
-    func addHeaderFields(to fields: inout HTTPFields, policy: RateLimitPolicy) {
-        fields.append(HTTPField(name: .rateLimitPolicy, value: policy.headerValue))
-        fields.append(remainingField(policy: policy))
-        if !allowed { fields.append(HTTPField(name: .retryAfter, value: String(retryAfterSeconds))) }
-    }
-
-    /// `RateLimit`: what is left of the budget and when it is whole again.
-    func remainingField(policy: RateLimitPolicy) -> HTTPField {
-        var value = "\""
-        value.reserveCapacity(policy.name.utf8.count + 32)
-        value += policy.name
-        value += "\";r="
-        value += String(remaining)
-        value += ";t="
-        value += String(resetSeconds)
-        return HTTPField(name: .rateLimit, value: value)
-    }
-}
-
-extension APIError {
-    /// `429` with `Retry-After` and the rate limit fields.
-    static func tooManyRequests(_ decision: RateLimitDecision, policy: RateLimitPolicy) -> APIError {
-        APIError(
-            .tooManyRequests,
-            type: "urn:tessera:problem:rate-limited",
-            detail: "Too many requests; retry after \(decision.retryAfterSeconds) seconds.",
-            headers: decision.headerFields(policy: policy)
-        )
-    }
-}
-
-extension HTTPField.Name {
-    static let rateLimitPolicy = Self("RateLimit-Policy")!
-    static let rateLimit = Self("RateLimit")!
 }

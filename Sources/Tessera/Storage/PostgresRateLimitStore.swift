@@ -1,21 +1,6 @@
 import Logging
 import PostgresNIO
 
-/// Where a limiter keeps its budgets: process memory (the default) or PostgreSQL, shared by every instance.
-public protocol RateLimitStore: Sendable {
-    /// The budget every key gets.
-    var policy: RateLimitPolicy { get }
-    /// Spends one request from `key`'s budget if it has one left.
-    func acquire(_ key: String, logger: Logger) async throws -> RateLimitDecision
-    /// Whether `key` could spend a request now, without spending it.
-    func check(_ key: String, logger: Logger) async throws -> RateLimitDecision
-}
-
-extension GCRALimiter: RateLimitStore {
-    public func acquire(_ key: String, logger: Logger) -> RateLimitDecision { acquire(key) }
-    public func check(_ key: String, logger: Logger) -> RateLimitDecision { check(key) }
-}
-
 /// GCRA in PostgreSQL: one atomic statement per decision on an UNLOGGED table, so limits hold across instances.
 ///
 /// The database's clock decides, so instances with skewed clocks still agree. If PostgreSQL cannot be reached
@@ -24,20 +9,21 @@ public struct PostgresRateLimitStore: RateLimitStore {
     public let policy: RateLimitPolicy
     let client: PostgresClient
     let timeout: Duration
+    /// The arithmetic, in microseconds: the database's clock decides.
+    private let gcra: GCRA
 
     /// Creates a store for `policy` over a running client.
     public init(policy: RateLimitPolicy, client: PostgresClient, timeout: Duration = .seconds(5)) {
         self.policy = policy
         self.client = client
         self.timeout = timeout
+        self.gcra = GCRA(policy, unitsPerSecond: 1_000_000)
     }
 
-    private var intervalMicroseconds: Int64 { policy.emissionInterval / 1_000 }
-    private var toleranceMicroseconds: Int64 { intervalMicroseconds * Int64(policy.quota) }
-
     public func acquire(_ key: String, logger: Logger) async throws -> RateLimitDecision {
-        let (name, interval, tolerance) = (policy.name, intervalMicroseconds, toleranceMicroseconds)
-        return try await withDeadline(timeout, "the rate limit store did not answer within \(timeout)") { [client] in
+        let (name, gcra) = (policy.name, gcra)
+        let (interval, tolerance) = (gcra.interval, gcra.tolerance)
+        return try await bounded { [client] in
             // The upsert only advances the arrival time when the request fits the budget; no row back means refused.
             let rows = try await client.query(
                 """
@@ -56,15 +42,15 @@ public struct PostgresRateLimitStore: RateLimitStore {
                 logger: logger
             )
             for try await (now, spent, previous) in rows.decode((Int64, Int64?, Int64?).self) {
-                return decision(now: now, arrival: spent ?? max(previous ?? now, now), allowed: spent != nil)
+                return gcra.decision(now: now, arrival: spent ?? max(previous ?? now, now), allowed: spent != nil)
             }
-            throw PostgresTokenRepositoryError.missingReturnedRow
+            throw StorageError.missingRow
         }
     }
 
     public func check(_ key: String, logger: Logger) async throws -> RateLimitDecision {
         let name = policy.name
-        return try await withDeadline(timeout, "the rate limit store did not answer within \(timeout)") { [client] in
+        return try await bounded { [client] in
             let rows = try await client.query(
                 """
                 SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8,
@@ -73,22 +59,17 @@ public struct PostgresRateLimitStore: RateLimitStore {
                 logger: logger
             )
             for try await (now, stored) in rows.decode((Int64, Int64?).self) {
-                let arrival = max(stored ?? now, now)
-                return decision(now: now, arrival: arrival, allowed: arrival + intervalMicroseconds - now <= toleranceMicroseconds)
+                return gcra.decision(now: now, arrival: max(stored ?? now, now), allowed: gcra.admit(stored: stored, now: now).fits)
             }
-            throw PostgresTokenRepositoryError.missingReturnedRow
+            throw StorageError.missingRow
         }
     }
 
-    /// The decision given the arrival time now in force (after spending, when allowed).
-    private func decision(now: Int64, arrival: Int64, allowed: Bool) -> RateLimitDecision {
-        let ahead = arrival - now
-        return RateLimitDecision(
-            allowed: allowed,
-            remaining: max(0, Int((toleranceMicroseconds - ahead) / intervalMicroseconds)),
-            resetSeconds: Int((max(0, ahead) + 999_999) / 1_000_000),
-            retryAfterSeconds: allowed ? 0 : max(1, Int((arrival + intervalMicroseconds - toleranceMicroseconds - now + 999_999) / 1_000_000))
-        )
+    /// Runs `operation` under the store's deadline, its failures in storage's terms.
+    private func bounded<Result: Sendable>(_ operation: @escaping @Sendable () async throws -> Result) async throws -> Result {
+        try await StorageError.translating {
+            try await withDeadline(timeout, "the rate limit store did not answer within \(timeout)", operation: operation)
+        }
     }
 
     /// Deletes entries whose budget has fully refilled; they mean the same as no entry.
@@ -97,5 +78,14 @@ public struct PostgresRateLimitStore: RateLimitStore {
             "DELETE FROM rate_limits WHERE tat < (extract(epoch FROM clock_timestamp()) * 1000000)::int8",
             logger: logger
         )
+    }
+}
+
+extension RateLimiters {
+    /// Limiters whose state is in PostgreSQL, shared by every instance using `client`'s database.
+    public init(_ settings: RateLimitSettings, client: PostgresClient, timeout: Duration) {
+        admin = PostgresRateLimitStore(policy: settings.admin, client: client, timeout: timeout)
+        verify = PostgresRateLimitStore(policy: settings.verify, client: client, timeout: timeout)
+        authFailures = PostgresRateLimitStore(policy: settings.authFailures, client: client, timeout: timeout)
     }
 }

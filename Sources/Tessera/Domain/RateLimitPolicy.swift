@@ -26,9 +26,6 @@ public struct RateLimitPolicy: Sendable, Equatable {
         self.init(name: name, quota: quota, window: window)
     }
 
-    /// The interval between requests at the sustained rate, in nanoseconds.
-    var emissionInterval: Int64 { Int64(window) * 1_000_000_000 / Int64(quota) }
-
     /// The `RateLimit-Policy` field value.
     var headerValue: String { "\"\(name)\";q=\(quota);w=\(window)" }
 }
@@ -43,4 +40,44 @@ public struct RateLimitDecision: Sendable, Equatable {
     public var resetSeconds: Int
     /// Seconds to wait before retrying, when not allowed.
     public var retryAfterSeconds: Int
+}
+
+/// GCRA's arithmetic for one policy, on a clock of `unitsPerSecond` ticks: every limiter decides with this.
+///
+/// Each key has a theoretical arrival time (TAT); a request fits when spending it would leave the TAT no further
+/// ahead of now than the whole quota's worth of intervals.
+struct GCRA: Sendable {
+    /// Ticks between requests at the sustained rate.
+    let interval: Int64
+    /// How far ahead of now the TAT may run: the whole quota's intervals.
+    let tolerance: Int64
+    let unitsPerSecond: Int64
+
+    init(_ policy: RateLimitPolicy, unitsPerSecond: Int64) {
+        self.unitsPerSecond = unitsPerSecond
+        self.interval = Int64(policy.window) * unitsPerSecond / Int64(policy.quota)
+        self.tolerance = interval * Int64(policy.quota)
+    }
+
+    /// Whether a request at `now` fits a key whose stored TAT is `stored`, and the TAT spending it leaves.
+    func admit(stored: Int64?, now: Int64) -> (fits: Bool, spent: Int64) {
+        let spent = max(stored ?? now, now) + interval
+        return (spent - now <= tolerance, spent)
+    }
+
+    /// The decision at `now`, given the TAT in force after it (after spending, when a request was spent).
+    func decision(now: Int64, arrival: Int64, allowed: Bool) -> RateLimitDecision {
+        let ahead = arrival - now
+        return RateLimitDecision(
+            allowed: allowed,
+            remaining: max(0, Int((tolerance - ahead) / interval)),
+            resetSeconds: seconds(ahead),
+            retryAfterSeconds: allowed ? 0 : max(1, seconds(arrival + interval - tolerance - now))
+        )
+    }
+
+    /// Whole seconds, rounded up.
+    private func seconds(_ ticks: Int64) -> Int {
+        Int((max(0, ticks) + unitsPerSecond - 1) / unitsPerSecond)
+    }
 }
