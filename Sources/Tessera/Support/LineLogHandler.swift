@@ -48,7 +48,7 @@ public struct LineLogHandler: LogHandler {
             for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
                 line += " \(Self.escapedText(key))=\(Self.escapedText(value.description))"
             }
-            write(line + " [\(Self.escapedText(event.source))] \(Self.escapedText(event.message.description))\n")
+            write(line + " [\(Self.escapedText(event.source))] \(Self.escapedControlCharacters(event.message.description))\n")
         case .json:
             var object = fields.mapValues(\.description)
             object["timestamp"] = timestamp
@@ -64,22 +64,34 @@ public struct LineLogHandler: LogHandler {
     /// Text as it stands when it is plain, else quoted with `"`, `\`, and control characters escaped.
     static func escapedText(_ text: String) -> String {
         let plain = !text.isEmpty && text.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value != 0x7F && $0 != "\"" && $0 != "\\" && $0 != "=" }
-        if plain { return text }
-        var escaped = "\""
+        return plain ? text : "\"" + escapedControlCharacters(text, quotes: true) + "\""
+    }
+
+    /// Text with control characters and line separators escaped (and `"` and `\`, with `quotes`), so it stays on one line.
+    static func escapedControlCharacters(_ text: String, quotes: Bool = false) -> String {
+        guard text.unicodeScalars.contains(where: { breaksLines($0) || (quotes && ($0 == "\"" || $0 == "\\")) }) else {
+            return text
+        }
+        var escaped = ""
         for scalar in text.unicodeScalars {
             switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
+            case "\"" where quotes: escaped += "\\\""
+            case "\\" where quotes: escaped += "\\\\"
             case "\n": escaped += "\\n"
             case "\r": escaped += "\\r"
             case "\t": escaped += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar.properties.generalCategory == .lineSeparator
-                || scalar.properties.generalCategory == .paragraphSeparator:
+            case _ where breaksLines(scalar):
                 escaped += "\\u{\(String(scalar.value, radix: 16))}"
             default: escaped.unicodeScalars.append(scalar)
             }
         }
-        return escaped + "\""
+        return escaped
+    }
+
+    /// Whether `scalar` is a control character or a line or paragraph separator: what a terminal or a log shipper
+    /// may take for the end of a line.
+    private static func breaksLines(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029
     }
 
     private static let encoder: JSONEncoder = {
