@@ -27,7 +27,7 @@ public func buildApplication(
     let timeout = configuration.databaseTimeout
     let cache = configuration.verifyCache.map { VerificationCache(timeToLive: $0.timeToLive, capacity: $0.capacity) }
     var services: [any Service] = [client]
-    if let cache { services.append(InvalidationListener(databaseURL: configuration.databaseURL, cache: cache, logger: logger)) }
+    if let cache { services.append(InvalidationFeed(client: client, observer: cache, logger: logger)) }
     var rateLimiters: RateLimiters?
     if configuration.rateLimits.sharedInPostgres {
         rateLimiters = RateLimiters(configuration.rateLimits, client: client, timeout: configuration.databaseTimeout)
@@ -115,7 +115,7 @@ func buildRouter(
     router.get("healthz") { _, _ in HealthStatus(status: "ok") }
     router.get("readyz") { _, context in
         guard await isReady(context.logger) else { throw APIError.notReady }
-        return HealthStatus(status: "ready")
+        return HealthStatus(status: "ready", verifyCache: service.cacheStatus)
     }
     WebPage(directory: configuration.publicDirectory, logger: logger)?.addRoutes(to: router)
     if let metricsRegistry {
@@ -157,9 +157,10 @@ func buildRouter(
     return router
 }
 
-/// The body of `/healthz` and `/readyz`.
+/// The body of `/healthz` and `/readyz`; `/readyz` says whether the verification cache answers.
 struct HealthStatus: ResponseEncodable {
     var status: String
+    var verifyCache: VerificationCacheStatus?
 }
 
 extension APIError {

@@ -104,11 +104,14 @@ struct ConfigurationTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent(".env").path
-        try "# comment\nPORT=4000\nHOST=0.0.0.0\nnot an assignment\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "# comment\nPORT=4000\nHOST=0.0.0.0\nAPI_KEY=\"quoted value\"\nTOKEN_PREFIX='tsr'\nnot an assignment\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
         let reader = try await AppConfiguration.environmentReader(environment: ["PORT": "5000"], dotEnvPath: path)
         #expect(reader.setting("PORT") == "5000")
         #expect(reader.setting("HOST") == "0.0.0.0")
-        #expect(reader.setting("API_KEY") == nil)
+        #expect(reader.setting("API_KEY") == "quoted value")
+        #expect(reader.setting("TOKEN_PREFIX") == "tsr")
+        #expect(reader.setting("API_KEYS") == nil)
     }
 }
 

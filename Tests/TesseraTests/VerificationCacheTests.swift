@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 import Testing
 import TokenCrypto
 
@@ -17,23 +18,35 @@ struct VerificationCacheTests {
             createdAtMicroseconds: 0, expiresAt: Date().addingTimeInterval(60), revokedAt: nil, lastUsedAt: nil, createdBy: "admin")
     }
 
-    @Test func itServesOnlyWhileItsListenerIsConnected() {
-        let cache = VerificationCache()
+    @Test func itServesOnlyWhileItsFeedIsCurrent() async throws {
+        let cache = VerificationCache(maximumStaleness: .milliseconds(100))
         let entry = record()
         cache.store(entry, digest: [1], ticket: cache.ticket())
-        #expect(cache.record(for: [1]) == nil)  // not listening yet: nothing stored or served
-        cache.listenerConnected()
+        #expect(cache.record(for: [1]) == nil)  // nothing delivered yet: nothing stored or served
+        #expect(!cache.isServing)
+        cache.changesDelivered(through: .now)
         cache.store(entry, digest: [1], ticket: cache.ticket())
         #expect(cache.record(for: [1]) == entry)
-        cache.listenerDisconnected()
+        #expect(cache.isServing)
+        // No delivery for longer than the bound: bypassed, though the entry is still held.
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(!cache.isServing)
         #expect(cache.record(for: [1]) == nil)
-        cache.listenerConnected()
-        #expect(cache.record(for: [1]) == nil)  // a reconnection starts empty
+        #expect(cache.count == 1)
+        cache.changesDelivered(through: .now)
+        #expect(cache.record(for: [1]) == entry)
+        // Changes missed: it starts empty, and serves again only after the next delivery.
+        cache.changesMissed()
+        #expect(cache.count == 0)
+        #expect(!cache.isServing)
+        cache.changesDelivered(through: .now)
+        #expect(cache.isServing)
+        #expect(cache.record(for: [1]) == nil)
     }
 
     @Test func aLookupThatRacedAnInvalidationDoesNotStoreItsStaleResult() {
-        let cache = VerificationCache()
-        cache.listenerConnected()
+        let cache = VerificationCache(maximumStaleness: .seconds(3600))
+        cache.changesDelivered(through: .now)
         let entry = record()
         let ticket = cache.ticket()  // a lookup starts...
         cache.invalidate(tokenID: entry.id)  // ...the token is revoked meanwhile...
@@ -46,8 +59,8 @@ struct VerificationCacheTests {
     }
 
     @Test func entriesExpireAndTheCapacityHolds() async throws {
-        let cache = VerificationCache(timeToLive: .milliseconds(200), capacity: 3)
-        cache.listenerConnected()
+        let cache = VerificationCache(timeToLive: .milliseconds(200), capacity: 3, maximumStaleness: .seconds(3600))
+        cache.changesDelivered(through: .now)
         let records = (0..<10).map { _ in record() }
         for (index, entry) in records.enumerated() { cache.store(entry, digest: [UInt8(index)], ticket: cache.ticket()) }
         #expect(cache.count == 3)
@@ -63,8 +76,8 @@ struct VerificationCacheTests {
 
     @Test func hitsSkipTheDatabaseButRevocationIsSeenAtOnceOnTheRevokingInstance() async throws {
         let repository = MemoryTokenRepository()
-        let cache = VerificationCache()
-        cache.listenerConnected()
+        let cache = VerificationCache(maximumStaleness: .seconds(3600))
+        cache.changesDelivered(through: .now)
         let service = TokenService(repository: repository, hasher: TokenHasher(currentKey: Fixtures.hashKey), prefix: .default, cache: cache)
         let (token, stored) = try await service.issue(TokenRequest(userID: "c", scopes: [], lifetimeMinutes: 60), by: caller, logger: Fixtures.logger)
         #expect(try await service.verify(token.secret, logger: Fixtures.logger) == .active(stored))
@@ -80,17 +93,17 @@ struct VerificationCacheTests {
         #expect(try await service.verify(token.secret, logger: Fixtures.logger) == .inactive(.revoked))
     }
 
-    @Test func anotherInstanceHearsOfARevocationThroughPostgreSQL() async throws {
-        try await TestDatabase.withDatabase { client, url in
+    @Test func anotherInstanceHearsOfARevocationThroughTheInvalidationLog() async throws {
+        try await TestDatabase.withDatabase { client, _ in
             let logger = Fixtures.logger
             let repository = PostgresTokenRepository(client: client)
             let hasher = TokenHasher(currentKey: Fixtures.hashKey)
             let remoteCache = VerificationCache(timeToLive: .seconds(60))
             let remote = TokenService(repository: repository, hasher: hasher, prefix: .default, cache: remoteCache)
             let local = TokenService(repository: repository, hasher: hasher, prefix: .default)
-            let listener = InvalidationListener(databaseURL: url, cache: remoteCache, logger: logger)
-            let listening = Task { try await listener.run() }
-            defer { listening.cancel() }
+            let feed = InvalidationFeed(client: client, observer: remoteCache, logger: logger)
+            let polling = Task { try await feed.run() }
+            defer { polling.cancel() }
             for _ in 0..<100 where !remoteCache.isServing { try await Task.sleep(for: .milliseconds(20)) }
             #expect(remoteCache.isServing)
 
@@ -98,18 +111,65 @@ struct VerificationCacheTests {
             #expect(try await remote.verify(token.secret, logger: logger) == .active(record))
             #expect(remoteCache.count == 1)
             _ = try await local.revoke(id: record.id, by: caller, logger: logger)
+            let revoked = ContinuousClock.now
             var answer = try await remote.verify(token.secret, logger: logger)
-            for _ in 0..<100 where answer != .inactive(.revoked) {
-                try await Task.sleep(for: .milliseconds(10))
+            while answer != .inactive(.revoked), ContinuousClock.now - revoked < .seconds(2) {
+                try await Task.sleep(for: .milliseconds(5))
                 answer = try await remote.verify(token.secret, logger: logger)
             }
             #expect(answer == .inactive(.revoked))
-            // Heard through the notification, not by bypassing the cache: the listener is still connected. The
-            // notification has evicted the active entry, so the next lookup stores the revoked record, served as revoked.
+            #expect(ContinuousClock.now - revoked < .milliseconds(100))
+            // Heard through the log, not by bypassing the cache: the feed is current. The change has evicted the
+            // active entry, so the next lookup stores the revoked record, served as revoked.
             #expect(remoteCache.isServing)
             #expect(try await remote.verify(token.secret, logger: logger) == .inactive(.revoked))
             #expect(remoteCache.count == 1)
             #expect(remoteCache.record(for: hasher.digest(of: token).bytes)?.revokedAt != nil)
         }
     }
+
+    @Test func changesAreNumberedInCommitOrderAndAPurgeReachesEveryEntry() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let logger = Fixtures.logger
+            let repository = PostgresTokenRepository(client: client)
+            let service = TokenService(repository: repository, hasher: TokenHasher(currentKey: Fixtures.hashKey), prefix: .default)
+            let observer = RecordingObserver()
+            let feed = InvalidationFeed(client: client, observer: observer, logger: logger)
+            let start = try await feed.poll(after: nil)
+            #expect(observer.events == ["missed"])
+            var ids: [UUID] = []
+            for index in 0..<5 {
+                let (_, record) = try await service.issue(TokenRequest(userID: "o\(index)", scopes: [], lifetimeMinutes: 60), by: caller, logger: logger)
+                ids.append(record.id)
+            }
+            // Five revocations at once: each takes the clock's lock, so their numbers follow their commits.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for id in ids { group.addTask { _ = try await service.revoke(id: id, by: caller, logger: logger) } }
+                try await group.waitForAll()
+            }
+            let afterRevokes = try await feed.poll(after: start)
+            #expect(afterRevokes == start + 5)
+            #expect(Set(observer.events.dropFirst()) == Set(ids.map { "token \($0)" }))
+            let rows = try await client.query("SELECT seq FROM token_invalidations WHERE seq > \(start) ORDER BY seq", logger: logger)
+            var numbers: [Int64] = []
+            for try await seq in rows.decode(Int64.self) { numbers.append(seq) }
+            #expect(numbers == Array((start + 1)...(start + 5)))
+            // A purge is one change that means every token.
+            _ = try await client.query("UPDATE tokens SET revoked_at = now() - interval '2 days'", logger: logger)
+            #expect(try await repository.purge(olderThan: 3600, by: "test", logger: logger) == 5)
+            #expect(try await feed.poll(after: afterRevokes) == afterRevokes + 1)
+            #expect(observer.events.last == "everything")
+        }
+    }
+}
+
+/// Records what an invalidation feed delivers.
+private final class RecordingObserver: TokenChangeObserver, Sendable {
+    private let recorded = Mutex<[String]>([])
+    var events: [String] { recorded.withLock { $0 } }
+
+    func changesDelivered(through instant: ContinuousClock.Instant) {}
+    func changesMissed() { recorded.withLock { $0.append("missed") } }
+    func tokenChanged(id: UUID) { recorded.withLock { $0.append("token \(id)") } }
+    func allTokensChanged() { recorded.withLock { $0.append("everything") } }
 }

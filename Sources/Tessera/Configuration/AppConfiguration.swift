@@ -206,12 +206,14 @@ public struct AppConfiguration: Sendable {
 }
 
 extension ConfigReader {
-    /// The variable `name` (such as `DATABASE_URL`), without surrounding white space, or `nil` when unset or blank.
+    /// The variable `name` (such as `DATABASE_URL`), without surrounding white space or one pair of surrounding
+    /// quotes (as `.env` files often write values), or `nil` when unset or blank.
     func setting(_ name: String) -> String? {
         let key = ConfigKey(name.lowercased().split(separator: "_").map(String.init))
-        guard let text = string(forKey: key, isSecret: AppConfiguration.secretVariables.contains(name))?.trimmingWhitespace(), !text.isEmpty else {
-            return nil
+        guard var text = string(forKey: key, isSecret: AppConfiguration.secretVariables.contains(name))?.trimmingWhitespace() else { return nil }
+        if text.count >= 2, let quote = text.first, quote == "\"" || quote == "'", text.last == quote {
+            text = text.dropFirst().dropLast().trimmingWhitespace()
         }
-        return String(text)
+        return text.isEmpty ? nil : String(text)
     }
 }

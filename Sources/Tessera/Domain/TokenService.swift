@@ -139,6 +139,13 @@ public final class TokenService: Sendable {
         return .active(record)
     }
 
+    /// Whether the verification cache answers now: `off` when there is none, `bypassed` while the invalidation feed
+    /// is not current.
+    public var cacheStatus: VerificationCacheStatus {
+        guard let cache else { return .off }
+        return cache.isServing ? .serving : .bypassed
+    }
+
     /// The token `id`, or `nil`.
     public func token(id: UUID, logger: Logger) async throws -> TokenRecord? {
         try await repository.token(id: id, logger: logger)

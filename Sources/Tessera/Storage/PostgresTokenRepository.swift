@@ -29,9 +29,11 @@ public struct PostgresTokenRepository: TokenRepository {
             timeout: timeout,
             timeoutMessage: Self.timeoutMessage(timeout)
         ) { digests, logger in
-            let rows = try await client.execute(TokenByDigest(hashes: digests.map { ByteBuffer(bytes: $0) }), logger: logger)
+            // An unnamed statement: named prepared statements do not survive transaction poolers (PgBouncer, RDS Proxy).
+            let hashes = digests.map { ByteBuffer(bytes: $0) }
+            let rows = try await client.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE secret_hash = ANY(\(hashes))", logger: logger)
             var found: [[UInt8]: TokenRecord] = [:]
-            for try await row in rows {
+            for try await row in rows.decode(Row.self) {
                 let record = Self.record(row)
                 found[record.digest.bytes] = record
             }
@@ -102,26 +104,6 @@ public struct PostgresTokenRepository: TokenRepository {
         try await counted { try await StorageError.translating { try await lookups.value(forAnyOf: digests.map(\.bytes), logger: logger) } }
     }
 
-    /// The verification lookup as a named prepared statement: parsed and planned once per connection, not on every
-    /// request, and given the digests of every lookup in a batch. It is the one statement on the hot path, and the
-    /// one `scripts/bench` runs through pgbench. `secret_hash` is unique: one row at most per digest.
-    struct TokenByDigest: PostgresPreparedStatement {
-        static let sql = "SELECT \(PostgresTokenRepository.columns) FROM tokens WHERE secret_hash = ANY($1)"
-        typealias Row = PostgresTokenRepository.Row
-
-        var hashes: [ByteBuffer]
-
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 1)
-            bindings.append(hashes)
-            return bindings
-        }
-
-        func decodeRow(_ row: PostgresRow) throws -> Row {
-            try row.decode(Row.self)
-        }
-    }
-
     public func tokens(
         userID: String,
         status: TokenStatusFilter,
@@ -165,7 +147,7 @@ public struct PostgresTokenRepository: TokenRepository {
                 )
                 if let record = try await Self.decodeRecords(updated).first {
                     try await Self.recordAudit(action: "token.revoke", actor: actor, token: record, on: connection, logger: logger)
-                    try await Self.announceChange(of: record.id.lowercasedString, on: connection, logger: logger)
+                    try await Self.announceChange(of: record.id, on: connection, logger: logger)
                     return .revoked(record)
                 }
                 let existing = try await connection.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(id)", logger: logger)
@@ -230,7 +212,7 @@ public struct PostgresTokenRepository: TokenRepository {
                 try await Self.recordAudit(
                     action: "token.create", actor: actor, tokenID: record.id, userID: record.userID,
                     details: ["rotatedFrom": id.lowercasedString], on: connection, logger: logger)
-                try await Self.announceChange(of: id.lowercasedString, on: connection, logger: logger)
+                try await Self.announceChange(of: id, on: connection, logger: logger)
                 return .rotated(record)
             }
         }
@@ -273,7 +255,7 @@ public struct PostgresTokenRepository: TokenRepository {
                     "INSERT INTO audit_events (actor, action, details) VALUES (\(actor), 'tokens.purge', \(details)::jsonb)",
                     logger: logger
                 )
-                if count > 0 { try await Self.announceChange(of: TokenChannel.everything, on: connection, logger: logger) }
+                if count > 0 { try await Self.announceChange(of: nil, on: connection, logger: logger) }
                 return count
             }
         }
@@ -302,9 +284,17 @@ public struct PostgresTokenRepository: TokenRepository {
         }
     }
 
-    /// Tells every instance's cache, when the transaction commits, that `payload` (a token id, or `*`) changed.
-    private static func announceChange(of payload: String, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query("SELECT pg_notify(\(TokenChannel.name), \(payload))", logger: logger)
+    /// Records in the invalidation log, for every instance's cache, that token `id` (every token when `nil`) changed.
+    ///
+    /// The clock row's lock is held until the transaction ends, so changes are numbered in commit order.
+    private static func announceChange(of id: UUID?, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            """
+            WITH tick AS (UPDATE invalidation_clock SET seq = seq + 1 RETURNING seq)
+            INSERT INTO token_invalidations (seq, token_id) SELECT seq, \(id) FROM tick
+            """,
+            logger: logger
+        )
     }
 
     private static func recordAudit(action: String, actor: String, token: TokenRecord, on connection: PostgresConnection, logger: Logger) async throws {
