@@ -40,6 +40,9 @@ struct LineLogHandlerTests {
         #expect(line.filter { $0 == "\n" }.count == 1 && line.hasSuffix("\n"))
         #expect(!line.unicodeScalars.contains("\u{2028}"))
         #expect(line.contains(#"client="x\n2026-01-01T00:00:00Z info tessera: caller=admin [Tessera] authenticated\u{2028}\"=\\""#))
+        // A value with no space or quote still has its line breaks escaped.
+        let unspaced = capture(.text) { logger in logger.notice("x", metadata: ["a": "b\u{2028}c\u{85}d"]) }
+        #expect(unspaced.first?.contains(#"a="b\u{2028}c\u{85}d""#) == true)
     }
 
     @Test func jsonLinesAreOneObjectEach() throws {

@@ -162,7 +162,7 @@ public final class TokenService: Sendable {
     }
 
     /// Revokes the token `id`, evicting it from this instance's cache before answering (other instances hear of
-    /// it through the database's `NOTIFY`).
+    /// it through the invalidation log).
     public func revoke(id: UUID, by caller: Caller, logger: Logger) async throws -> RevocationOutcome {
         let outcome = try await repository.revoke(id: id, by: caller.name, logger: logger)
         cache?.invalidate(tokenID: id)

@@ -75,20 +75,6 @@ public struct DatabaseURL: Sendable, CustomStringConvertible {
         return .init(host: host, port: port, username: username, password: password, database: database, tls: tls)
     }
 
-    /// The configuration of a single dedicated connection, such as the one that LISTENs for invalidations.
-    public func connectionConfiguration() throws -> PostgresConnection.Configuration {
-        if host.hasPrefix("/") {
-            return .init(unixSocketPath: "\(host)/.s.PGSQL.\(port)", username: username, password: password, database: database)
-        }
-        let tls: PostgresConnection.Configuration.TLS =
-            switch tlsMode {
-            case .disable: .disable
-            case .prefer: .prefer(try NIOSSLContext(configuration: tlsConfiguration))
-            case .require, .verifyFull: .require(try NIOSSLContext(configuration: tlsConfiguration))
-            }
-        return .init(host: host, port: port, username: username, password: password, database: database, tls: tls)
-    }
-
     private var tls: PostgresClient.Configuration.TLS {
         switch tlsMode {
         case .disable: .disable

@@ -63,7 +63,7 @@ public struct LineLogHandler: LogHandler {
 
     /// Text as it stands when it is plain, else quoted with `"`, `\`, and control characters escaped.
     static func escapedText(_ text: String) -> String {
-        let plain = !text.isEmpty && text.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value != 0x7F && $0 != "\"" && $0 != "\\" && $0 != "=" }
+        let plain = !text.isEmpty && text.unicodeScalars.allSatisfy { $0 != " " && !breaksLines($0) && $0 != "\"" && $0 != "\\" && $0 != "=" }
         return plain ? text : "\"" + escapedControlCharacters(text, quotes: true) + "\""
     }
 
