@@ -22,12 +22,24 @@ public func buildApplication(
     clientConfiguration.options.connectTimeout = configuration.databaseTimeout
     let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
     let migrator = Migrator(client: client, migrations: migrations)
-    var repository = PostgresTokenRepository(client: client, timeout: configuration.databaseTimeout)
-    repository.inFlight = Meter(label: "tessera_db_operations_in_flight")
     let timeout = configuration.databaseTimeout
     let cache = configuration.verifyCache.map { VerificationCache(timeToLive: $0.timeToLive, capacity: $0.capacity) }
+    var replicas: ReadReplicas?
+    if !configuration.databaseReadURLs.isEmpty {
+        replicas = ReadReplicas(
+            urls: configuration.databaseReadURLs, primary: client, poolSize: configuration.databasePoolSize, timeout: timeout,
+            maximumLag: configuration.databaseReadMaximumLag,
+            changes: RecentChanges(window: configuration.databaseReadMaximumLag + .seconds(1)), logger: logger
+        )
+        logger.notice("verification lookups read replicas when they can", metadata: ["replicas": "\(configuration.databaseReadURLs.map(\.address))"])
+    }
+    var repository = PostgresTokenRepository(client: client, timeout: timeout, replicas: replicas)
+    repository.inFlight = Meter(label: "tessera_db_operations_in_flight")
     var services: [any Service] = [client]
-    if let cache { services.append(InvalidationFeed(client: client, observer: cache, logger: logger)) }
+    // The invalidation feed tells the cache, and the replica reads, which tokens changed.
+    let observers: [any TokenChangeObserver] = [cache as (any TokenChangeObserver)?, replicas?.changes].compactMap { $0 }
+    if !observers.isEmpty { services.append(InvalidationFeed(client: client, observers: observers, logger: logger)) }
+    if let replicas { services.append(replicas) }
     var rateLimiters: RateLimiters?
     if configuration.rateLimits.sharedInPostgres {
         rateLimiters = RateLimiters(configuration.rateLimits, client: client, timeout: configuration.databaseTimeout)

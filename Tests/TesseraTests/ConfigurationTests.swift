@@ -55,6 +55,9 @@ struct ConfigurationTests {
         ("TRUSTED_PROXIES", "10.0.0.0/8,somewhere"),
         ("RATE_LIMIT_ADMIN", "lots"),
         ("RATE_LIMIT_AUTH_FAILURES", "500/60s"),
+        ("DATABASE_READ_URL", "postgresql://replica/db, mysql://other/db"),
+        ("DATABASE_READ_MAX_LAG_MS", "5"),
+        ("LOG_FORMAT", "xml"),
     ])
     func aBadValueStopsStartUpNamingTheVariable(variable: String, value: String?) {
         let failure = error([variable: value])
@@ -97,6 +100,16 @@ struct ConfigurationTests {
         let pinned = try DatabaseURL("postgresql://u@db/x?sslrootcert=/etc/ssl/db-ca.pem")
         #expect(pinned.tlsMode == .verifyFull && pinned.rootCertificatePath == "/etc/ssl/db-ca.pem")
         #expect(throws: ConfigurationError.self) { try DatabaseURL("postgresql://u@db/x?sslcert=/client.pem") }
+    }
+
+    @Test func readReplicasAreACommaSeparatedList() throws {
+        var environment = Self.valid
+        environment["DATABASE_READ_URL"] = "postgresql://u:p@replica-1:5433/tokens, postgresql://u:p@replica-2/tokens?sslmode=require"
+        environment["DATABASE_READ_MAX_LAG_MS"] = "250"
+        let configuration = try AppConfiguration(environment: environment)
+        #expect(configuration.databaseReadURLs.map(\.address) == ["replica-1:5433/tokens", "replica-2:5432/tokens"])
+        #expect(configuration.databaseReadMaximumLag == .milliseconds(250))
+        #expect(try AppConfiguration(environment: Self.valid).databaseReadURLs.isEmpty)
     }
 
     @Test func dotEnvFilesAreReadAndRealVariablesWin() async throws {

@@ -101,7 +101,7 @@ struct VerificationCacheTests {
             let remoteCache = VerificationCache(timeToLive: .seconds(60))
             let remote = TokenService(repository: repository, hasher: hasher, prefix: .default, cache: remoteCache)
             let local = TokenService(repository: repository, hasher: hasher, prefix: .default)
-            let feed = InvalidationFeed(client: client, observer: remoteCache, logger: logger)
+            let feed = InvalidationFeed(client: client, observers: [remoteCache], logger: logger)
             let polling = Task { try await feed.run() }
             defer { polling.cancel() }
             for _ in 0..<100 where !remoteCache.isServing { try await Task.sleep(for: .milliseconds(20)) }
@@ -134,7 +134,7 @@ struct VerificationCacheTests {
             let repository = PostgresTokenRepository(client: client)
             let service = TokenService(repository: repository, hasher: TokenHasher(currentKey: Fixtures.hashKey), prefix: .default)
             let observer = RecordingObserver()
-            let feed = InvalidationFeed(client: client, observer: observer, logger: logger)
+            let feed = InvalidationFeed(client: client, observers: [observer], logger: logger)
             let start = try await feed.poll(after: nil)
             #expect(observer.events == ["missed"])
             var ids: [UUID] = []
@@ -172,4 +172,33 @@ private final class RecordingObserver: TokenChangeObserver, Sendable {
     func changesMissed() { recorded.withLock { $0.append("missed") } }
     func tokenChanged(id: UUID) { recorded.withLock { $0.append("token \(id)") } }
     func allTokensChanged() { recorded.withLock { $0.append("everything") } }
+}
+
+@Suite("Replica reads")
+struct RecentChangesTests {
+    @Test func aReplicaAnswerIsTrustedOnlyForTokensThatHaveNotChangedWithinTheWindow() async throws {
+        let changes = RecentChanges(window: .milliseconds(200), maximumStaleness: .milliseconds(100))
+        let settled = UUID()
+        let revoked = UUID()
+        #expect(!changes.isSettled(settled))  // nothing delivered yet
+        changes.changesDelivered(through: .now)
+        #expect(changes.isSettled(settled))
+        changes.tokenChanged(id: revoked)
+        #expect(!changes.isSettled(revoked))
+        #expect(changes.isSettled(settled))
+        // Past the window the change has had time to replay, if the feed stayed current.
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(!changes.isSettled(settled))  // the feed is no longer current
+        changes.changesDelivered(through: .now)
+        #expect(changes.isSettled(revoked))
+        // A purge, or a feed that missed changes, makes every token recent.
+        changes.allTokensChanged()
+        #expect(!changes.isSettled(settled))
+        try await Task.sleep(for: .milliseconds(250))
+        changes.changesDelivered(through: .now)
+        #expect(changes.isSettled(settled))
+        changes.changesMissed()
+        changes.changesDelivered(through: .now)
+        #expect(!changes.isSettled(settled))
+    }
 }

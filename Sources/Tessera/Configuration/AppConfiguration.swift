@@ -30,6 +30,10 @@ public struct AppConfiguration: Sendable {
     public var databaseTimeout: Duration
     /// Most connections the pool opens to PostgreSQL.
     public var databasePoolSize: Int
+    /// Streaming replicas for verification lookups (`DATABASE_READ_URL`), if any.
+    public var databaseReadURLs: [DatabaseURL]
+    /// How far a replica may lag the primary and still be read (`DATABASE_READ_MAX_LAG_MS`).
+    public var databaseReadMaximumLag: Duration
     /// How long a stopping server waits for requests in flight.
     public var shutdownGracePeriod: Duration
     /// The largest request body read, in bytes; larger ones are refused with `413`.
@@ -55,6 +59,8 @@ public struct AppConfiguration: Sendable {
         clientAddresses: ClientAddressResolver = ClientAddressResolver(),
         databaseTimeout: Duration = .seconds(5),
         databasePoolSize: Int = 10,
+        databaseReadURLs: [DatabaseURL] = [],
+        databaseReadMaximumLag: Duration = .seconds(1),
         shutdownGracePeriod: Duration = .seconds(25),
         maximumBodySize: Int = 64 * 1024,
         lastUsedFlushInterval: Duration = .seconds(5),
@@ -73,6 +79,8 @@ public struct AppConfiguration: Sendable {
         self.clientAddresses = clientAddresses
         self.databaseTimeout = databaseTimeout
         self.databasePoolSize = databasePoolSize
+        self.databaseReadURLs = databaseReadURLs
+        self.databaseReadMaximumLag = databaseReadMaximumLag
         self.shutdownGracePeriod = shutdownGracePeriod
         self.maximumBodySize = maximumBodySize
         self.lastUsedFlushInterval = lastUsedFlushInterval
@@ -81,7 +89,7 @@ public struct AppConfiguration: Sendable {
     }
 
     /// The variables whose values are secrets: redacted wherever swift-configuration prints or reports them.
-    static let secretVariables: Set<String> = ["API_KEY", "API_KEYS", "TOKEN_HASH_KEY", "TOKEN_HASH_OLD_KEYS", "DATABASE_URL"]
+    static let secretVariables: Set<String> = ["API_KEY", "API_KEYS", "TOKEN_HASH_KEY", "TOKEN_HASH_OLD_KEYS", "DATABASE_URL", "DATABASE_READ_URL"]
 
     /// `environment` (the process's unless given) over the `.env` file at `dotEnvPath`, when there is one: real
     /// variables win.
@@ -150,6 +158,10 @@ public struct AppConfiguration: Sendable {
         let clientAddresses = try ClientAddressResolver.parse(value("TRUSTED_PROXIES"))
         let databaseTimeout = try wholeNumber("DATABASE_TIMEOUT_SECONDS", default: 5, range: 1...120)
         let databasePoolSize = try wholeNumber("DATABASE_POOL_SIZE", default: 10, range: 1...200)
+        let readURLs = try (value("DATABASE_READ_URL") ?? "").split(separator: ",").map { entry in
+            try DatabaseURL(String(entry.trimmingWhitespace()), variable: "DATABASE_READ_URL")
+        }
+        let readMaximumLag = try wholeNumber("DATABASE_READ_MAX_LAG_MS", default: 1000, range: 10...60_000)
         let shutdownGrace = try wholeNumber("SHUTDOWN_GRACE_SECONDS", default: 25, range: 0...600)
         let maximumBodySize = try wholeNumber("MAX_BODY_BYTES", default: 64 * 1024, range: 1024...1_048_576)
         let lastUsedFlush = try wholeNumber("LAST_USED_FLUSH_SECONDS", default: 5, range: 1...60)
@@ -172,6 +184,8 @@ public struct AppConfiguration: Sendable {
             clientAddresses: clientAddresses,
             databaseTimeout: .seconds(databaseTimeout),
             databasePoolSize: databasePoolSize,
+            databaseReadURLs: readURLs,
+            databaseReadMaximumLag: .milliseconds(readMaximumLag),
             shutdownGracePeriod: .seconds(shutdownGrace),
             maximumBodySize: maximumBodySize,
             lastUsedFlushInterval: .seconds(lastUsedFlush),

@@ -27,9 +27,9 @@ public struct DatabaseURL: Sendable, CustomStringConvertible {
     /// A PEM file of CA certificates to verify the server against (`sslrootcert`), instead of the system's.
     public var rootCertificatePath: String?
 
-    /// Parses `text`, throwing a ``ConfigurationError`` that names `DATABASE_URL` (never its password).
-    public init(_ text: String) throws {
-        func invalid(_ problem: String) -> ConfigurationError { ConfigurationError("DATABASE_URL", problem) }
+    /// Parses `text`, throwing a ``ConfigurationError`` that names `variable` (never the password).
+    public init(_ text: String, variable: String = "DATABASE_URL") throws {
+        func invalid(_ problem: String) -> ConfigurationError { ConfigurationError(variable, problem) }
         guard let components = URLComponents(string: text), let scheme = components.scheme,
             ["postgres", "postgresql"].contains(scheme.lowercased())
         else {
@@ -66,6 +66,9 @@ public struct DatabaseURL: Sendable, CustomStringConvertible {
         self.password = components.password.flatMap { $0.removingPercentEncoding }
         self.database = String(database.removingPercentEncoding ?? String(database))
     }
+
+    /// `host:port/database`: how logs and metrics name the server, without credentials.
+    public var address: String { "\(host):\(port)/\(database)" }
 
     /// The PostgresNIO configuration for this URL.
     public var clientConfiguration: PostgresClient.Configuration {

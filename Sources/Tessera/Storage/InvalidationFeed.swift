@@ -23,7 +23,7 @@ public protocol TokenChangeObserver: Sendable {
 /// `staleAfter`, is logged and counted, and the observer stops hearing "delivered" until polls succeed again.
 public final class InvalidationFeed: Service, Sendable {
     let client: PostgresClient
-    let observer: any TokenChangeObserver
+    let observers: [any TokenChangeObserver]
     let interval: Duration
     let staleAfter: Duration
     let logger: Logger
@@ -36,10 +36,10 @@ public final class InvalidationFeed: Service, Sendable {
     /// How long the log keeps a change; an instance that lost the feed for longer starts from empty anyway.
     static let retention = "1 hour"
 
-    /// Creates a feed polling `client`'s database every `interval`.
-    public init(client: PostgresClient, observer: any TokenChangeObserver, interval: Duration = .milliseconds(25), staleAfter: Duration = .milliseconds(100), logger: Logger) {
+    /// Creates a feed polling `client`'s database every `interval` for `observers`.
+    public init(client: PostgresClient, observers: [any TokenChangeObserver], interval: Duration = .milliseconds(25), staleAfter: Duration = .milliseconds(100), logger: Logger) {
         self.client = client
-        self.observer = observer
+        self.observers = observers
         self.interval = interval
         self.staleAfter = staleAfter
         self.logger = logger
@@ -57,7 +57,7 @@ public final class InvalidationFeed: Service, Sendable {
                 }
                 let took = ContinuousClock.now - started
                 lag.recordNanoseconds(took.nanoseconds)
-                observer.changesDelivered(through: started)
+                for observer in observers { observer.changesDelivered(through: started) }
                 if took > staleAfter {
                     logger.warning("invalidation feed slow: verification cache bypassed meanwhile", metadata: ["poll_ms": "\(took.milliseconds)"])
                 } else if !current {
@@ -80,7 +80,7 @@ public final class InvalidationFeed: Service, Sendable {
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(until: started + self.interval) }
         }
-        observer.changesMissed()
+        for observer in observers { observer.changesMissed() }
     }
 
     /// Delivers every change after `position` and returns the new position; with no position, starts at the log's
@@ -89,7 +89,7 @@ public final class InvalidationFeed: Service, Sendable {
         guard var position else {
             let rows = try await client.query("SELECT seq FROM invalidation_clock", logger: logger)
             for try await end in rows.decode(Int64.self) {
-                observer.changesMissed()
+                for observer in observers { observer.changesMissed() }
                 return end
             }
             throw StorageError.missingRow
@@ -101,7 +101,9 @@ public final class InvalidationFeed: Service, Sendable {
             )
             var read = 0
             for try await (seq, id) in rows.decode((Int64, UUID?).self) {
-                if let id { observer.tokenChanged(id: id) } else { observer.allTokensChanged() }
+                for observer in observers {
+                    if let id { observer.tokenChanged(id: id) } else { observer.allTokensChanged() }
+                }
                 position = seq
                 read += 1
             }

@@ -13,28 +13,30 @@ public struct PostgresTokenRepository: TokenRepository {
 
     /// Verification lookups, coalesced into one statement per round trip under load.
     private let lookups: LookupBatcher<[UInt8], TokenRecord>
+    /// Streaming replicas that verification lookups read when they can be trusted to, if any.
+    private let replicas: ReadReplicas?
 
-    /// Creates a repository over a running client; at most `lookupConcurrency` verification lookups run at once,
-    /// and those that arrive meanwhile share the next statement.
+    /// Creates a repository over a running client; verification lookups read `replicas` when they can.
     ///
-    /// One at a time measured fastest (docs/performance.md). The price: a lookup stuck on a broken connection holds
-    /// every verification on this instance until the timeout, and a statement abandoned at its deadline may still
-    /// be running on the server when the next one starts.
-    public init(client: PostgresClient, timeout: Duration = .seconds(5), lookupConcurrency: Int = 1) {
+    /// One lookup statement at a time per server, with the lookups that arrive meanwhile sharing the next one,
+    /// measured fastest (docs/performance.md). The price: a lookup stuck on a broken connection holds every
+    /// verification on this instance until the timeout.
+    public init(client: PostgresClient, timeout: Duration = .seconds(5), replicas: ReadReplicas? = nil) {
         self.client = client
         self.timeout = timeout
-        self.lookups = LookupBatcher(
-            concurrency: lookupConcurrency,
-            maximumKeys: 256,
-            timeout: timeout,
-            timeoutMessage: Self.timeoutMessage(timeout)
-        ) { digests, logger in
+        self.lookups = Self.lookupBatcher(client: client, timeout: timeout)
+        self.replicas = replicas
+    }
+
+    /// The batched verification lookup on `client`'s server.
+    static func lookupBatcher(client: PostgresClient, timeout: Duration) -> LookupBatcher<[UInt8], TokenRecord> {
+        LookupBatcher(concurrency: 1, maximumKeys: 256, timeout: timeout, timeoutMessage: timeoutMessage(timeout)) { digests, logger in
             // An unnamed statement: named prepared statements do not survive transaction poolers (PgBouncer, RDS Proxy).
             let hashes = digests.map { ByteBuffer(bytes: $0) }
-            let rows = try await client.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE secret_hash = ANY(\(hashes))", logger: logger)
+            let rows = try await client.query("SELECT \(unescaped: columns) FROM tokens WHERE secret_hash = ANY(\(hashes))", logger: logger)
             var found: [[UInt8]: TokenRecord] = [:]
             for try await row in rows.decode(Row.self) {
-                let record = Self.record(row)
+                let record = record(row)
                 found[record.digest.bytes] = record
             }
             return found
@@ -100,8 +102,18 @@ public struct PostgresTokenRepository: TokenRepository {
         }
     }
 
+    /// From a replica when one is usable and its answer cannot be missing a change; else from the primary.
     public func token(matchingAnyOf digests: [TokenDigest], logger: Logger) async throws -> TokenRecord? {
-        try await counted { try await StorageError.translating { try await lookups.value(forAnyOf: digests.map(\.bytes), logger: logger) } }
+        let keys = digests.map(\.bytes)
+        if let replica = replicas?.reader() {
+            // A replica that fails, or does not know the token (it may be new), or holds a token changed within its
+            // lag bound, is not the last word: the primary is.
+            if let found = try? await replica.lookups.value(forAnyOf: keys, logger: logger), replicas?.changes.isSettled(found.id) == true {
+                replica.reads.increment()
+                return found
+            }
+        }
+        return try await counted { try await StorageError.translating { try await lookups.value(forAnyOf: keys, logger: logger) } }
     }
 
     public func tokens(
