@@ -89,7 +89,7 @@ public final class ReadReplicas: Service, Sendable {
                 let state = await check(replica, against: samples, now: started)
                 if states[replica.name] != state {
                     let metadata: Logger.Metadata = ["replica": "\(replica.name)", "state": "\(state)"]
-                    if state == "usable" { logger.notice("read replica in use", metadata: metadata) } else { logger.warning("read replica skipped: lookups go to the primary", metadata: metadata) }
+                    if state.hasPrefix("usable") { logger.notice("read replica in use", metadata: metadata) } else { logger.warning("read replica skipped: lookups go to the primary", metadata: metadata) }
                     states[replica.name] = state
                 }
             }
@@ -105,10 +105,10 @@ public final class ReadReplicas: Service, Sendable {
             return "unreachable"
         }
         guard inRecovery, let replayed else {
-            // Not a standby: its data is as current as any primary's.
+            // Not a standby: its data is as current as any primary's, but the operator should know.
             replica.isUsable.store(true, ordering: .relaxed)
             replica.lagSeconds.record(0)
-            return "usable"
+            return "usable, though it is not a standby (not in recovery)"
         }
         // It has replayed everything the primary had written at the newest sample at or below its position.
         guard let caughtUp = samples.last(where: { $0.position <= replayed }) else {
