@@ -156,7 +156,8 @@ struct LookupBatcherTests {
     }
 
     @Test func aCancelledLeaderDoesNotFailItsCompanions() async throws {
-        let fetch = RecordingFetch(delay: .milliseconds(300))
+        // Round trips of a second, so that a busy machine's scheduling delays cannot reorder the steps.
+        let fetch = RecordingFetch(delay: .milliseconds(1000))
         let batcher = LookupBatcher<Int, Int>(concurrency: 1, maximumKeys: 100, timeout: .seconds(5), timeoutMessage: "late", fetch: fetch.fetch)
         let first = Task { try await batcher.value(forAnyOf: [0], logger: logger) }
         try await Task.sleep(for: .milliseconds(50))
@@ -164,7 +165,7 @@ struct LookupBatcherTests {
         let leader = Task { try await batcher.value(forAnyOf: [2], logger: logger) }
         try await Task.sleep(for: .milliseconds(20))
         let companion = Task { try await batcher.value(forAnyOf: [4], logger: logger) }
-        try await Task.sleep(for: .milliseconds(400))  // the shared batch is running now
+        try await Task.sleep(for: .milliseconds(1400))  // the shared batch is running now
         leader.cancel()
         #expect(try await first.value == 0)
         #expect(try await companion.value == 40)

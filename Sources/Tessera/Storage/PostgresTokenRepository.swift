@@ -71,24 +71,28 @@ public struct PostgresTokenRepository: TokenRepository {
 
     typealias Row = (UUID, String, [String], ByteBuffer, Int, String, String?, Int64, Date, Date?, Date?, String)
 
+    /// One statement, so one round trip: the token and its `token.create` audit row are inserted together or not at all.
     public func create(_ token: NewToken, logger: Logger) async throws -> TokenRecord {
         try await bounded {
             do {
-                return try await client.inTransaction(logger: logger) { connection in
-                    let rows = try await connection.query(
-                        """
+                let rows = try await client.query(
+                    """
+                    WITH created AS (
                         INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by)
                         VALUES (\(token.userID), \(token.scopes), \(ByteBuffer(bytes: token.digest.bytes)), \(token.digest.keyID),
                                 \(token.displayPrefix), \(token.name), now() + make_interval(mins => \(token.lifetimeMinutes)::int4),
                                 \(token.createdBy))
                         RETURNING \(unescaped: Self.columns)
-                        """,
-                        logger: logger
+                    ), audited AS (
+                        INSERT INTO audit_events (actor, action, token_id, user_id)
+                        SELECT \(token.createdBy), 'token.create', id, user_id FROM created
                     )
-                    guard let record = try await Self.decodeRecords(rows).first else { throw StorageError.missingRow }
-                    try await Self.recordAudit(action: "token.create", actor: token.createdBy, token: record, on: connection, logger: logger)
-                    return record
-                }
+                    SELECT * FROM created
+                    """,
+                    logger: logger
+                )
+                guard let record = try await Self.decodeRecords(rows).first else { throw StorageError.missingRow }
+                return record
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
                 throw StorageError.duplicateDigest
             }
@@ -262,7 +266,7 @@ public struct PostgresTokenRepository: TokenRepository {
                 )
                 var count = 0
                 for try await deleted in rows.decode(Int.self) { count = deleted }
-                let details = String(decoding: try JSONEncoder.api.encode(["deleted": "\(count)", "olderThanSeconds": "\(age)"]), as: UTF8.self)
+                let details = String(decoding: try JSONSerialization.data(withJSONObject: ["deleted": "\(count)", "olderThanSeconds": "\(age)"], options: [.sortedKeys]), as: UTF8.self)
                 try await connection.query(
                     "INSERT INTO audit_events (actor, action, details) VALUES (\(actor), 'tokens.purge', \(details)::jsonb)",
                     logger: logger
@@ -322,7 +326,7 @@ public struct PostgresTokenRepository: TokenRepository {
         on connection: PostgresConnection,
         logger: Logger
     ) async throws {
-        let json = String(decoding: try JSONEncoder.api.encode(details), as: UTF8.self)
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: details, options: [.sortedKeys]), as: UTF8.self)
         try await connection.query(
             """
             INSERT INTO audit_events (actor, action, token_id, user_id, details)
