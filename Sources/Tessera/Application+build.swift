@@ -36,8 +36,9 @@ public func buildApplication(
     var repository = PostgresTokenRepository(client: client, timeout: timeout, replicas: replicas)
     repository.inFlight = Meter(label: "tessera_db_operations_in_flight")
     var services: [any Service] = [client]
-    // The invalidation feed tells the cache, and the replica reads, which tokens changed.
-    let observers: [any TokenChangeObserver] = [cache as (any TokenChangeObserver)?, replicas?.changes].compactMap { $0 }
+    // The invalidation feed tells the replica reads, then the cache, which tokens changed: in that order, so a lookup
+    // that misses the just-evicted cache entry cannot read the change's stale replica copy and cache it again.
+    let observers: [any TokenChangeObserver] = [replicas?.changes as (any TokenChangeObserver)?, cache].compactMap { $0 }
     if !observers.isEmpty { services.append(InvalidationFeed(client: client, observers: observers, logger: logger)) }
     if let replicas { services.append(replicas) }
     var rateLimiters: RateLimiters?

@@ -5,7 +5,14 @@ Usage: bench_report.py RESULTS SECONDS CONNECTIONS ROUNDS CLK_TCK MILLION NEW_BI
 RESULTS holds one line per measurement:
   run ROUND SIDE ROUTE REQ/S P50 P99 REQUESTS CPU_TICKS   a wrk run; SIDE is new or base; ROUND is 1.. or 1e6
   pgbench ROUND NAME TPS AVERAGE_LATENCY_MS               a ceiling: verify, list or create
-  rss SIDE CACHE ROUND KB                                 a server's peak RSS (VmHWM) when it stopped
+  rss SIDE CACHE ROUND KB                                 a server's peak RSS (VmHWM) when it stopped; ROUND is
+                                                          replica-N or primary-N for the replica run's servers
+  lookups ROUND SIDE ROUTE COUNT                          the replica run: lookups a replica answered in a wrk run
+                                                          (tessera_replica_lookups_total, over its label sets)
+  skips ROUND SIDE COUNT                                  the replica run: "read replica skipped" lines in the log
+                                                          of that round's server with the replica
+The replica run's routes are verify-uncached-replica (DATABASE_READ_URL set to a standby) and
+verify-uncached-primary (without it), both with VERIFY_CACHE=off, of the new binary only.
 Figures are medians over the rounds; a ratio of two figures taken in the same rounds is the median of its per-round
 ratios, since a round's runs are minutes closer in time than two medians may be.
 """
@@ -28,9 +35,12 @@ def milliseconds(text):
 
 
 # runs[side][route][round] = dict; ceilings[name][round] = (tps, latency); rss[side] = [(cache, round, kb)]
+# lookups[route][round] = count; skips[round] = count (the replica run)
 runs = {side: {} for side in sides}
 ceilings = {}
 rss = {side: [] for side in sides}
+lookups = {}
+skips = {}
 for line in open(path):
     fields = line.split()
     if fields[0] == "run":
@@ -45,6 +55,12 @@ for line in open(path):
     elif fields[0] == "rss":
         _, side, cache, rnd, kb = fields
         rss.setdefault(side, []).append((cache, rnd, int(kb)))
+    elif fields[0] == "lookups":
+        _, rnd, side, route, count = fields
+        lookups.setdefault(route, {})[rnd] = int(count)
+    elif fields[0] == "skips":
+        _, rnd, side, count = fields
+        skips[rnd] = int(count)
 
 
 def median(values):
@@ -140,8 +156,10 @@ for name in ("verify", "list", "create"):
         print(f"  pgbench  {name:<16} tps    {series((c[0] for c in ceilings[name].values()), '7.0f')}")
 
 mib = lambda kb: kb / 1024
+REPLICA_RUN_PREFIXES = ("replica-", "primary-")
 def peak(side, cache, million_run):
-    values = [kb for c, rnd, kb in rss[side] if c == cache and (rnd == "1e6") == million_run]
+    values = [kb for c, rnd, kb in rss[side]
+              if c == cache and (rnd == "1e6") == million_run and not rnd.startswith(REPLICA_RUN_PREFIXES)]
     return mib(max(values)) if values else None
 print()
 for side in sides:
@@ -150,6 +168,51 @@ for side in sides:
     if million == "1":
         text += f", {show(peak(side, 'off', True), '.1f')} MiB (cache off, 10^6 tokens)"
     print(text)
+
+# --- the read replica run ---------------------------------------------------------------------------------------
+with_replica, without_replica = (runs["new"].get(f"verify-uncached-{s}", {}) for s in ("replica", "primary"))
+if with_replica and without_replica:
+    import os
+    ordered = lambda rs: [rs[rnd] for rnd in sorted(rs, key=int)]
+    print()
+    print(f"read replica (new binary, uncached verify, 10^4 tokens): a streaming standby of the cluster (pg_basebackup -R,")
+    print(f"no apply delay; DATABASE_READ_MAX_LAG_MS {os.environ.get('DATABASE_READ_MAX_LAG_MS', '1000')}). Each round, one server with DATABASE_READ_URL set to")
+    print(f"the standby and one without it, which goes first alternating; the standby runs through both.")
+    print(f"On this 2-core machine the standby shares the cores with Tessera, the primary and wrk: the point of this run is")
+    print(f"no loss and correct answers (every verification answered active), not a speed-up.")
+    print(f"{'':<22}{'µs/req':>8}{'req/s':>9}{'p50':>10}{'p99':>10}{'replica lookups':>17}")
+    for label, route, rs in (("with replica", "verify-uncached-replica", with_replica),
+                             ("primary only", "verify-uncached-primary", without_replica)):
+        answered = sum(lookups.get(route, {}).values())
+        requests = sum(r["requests"] for r in rs.values())
+        print(f"{label:<22}{column('new', route, 'us'):>8.1f}{column('new', route, 'rps'):>9.0f}"
+              f"{show_ms(column('new', route, 'p50')):>10}{show_ms(column('new', route, 'p99')):>10}"
+              f"{answered:>10} ({answered / requests:.0%})")
+    us_ratio, us_ratios = paired(with_replica, without_replica, lambda r: r["us"], lambda r: r["us"])
+    rps_ratio, rps_ratios = paired(with_replica, without_replica, lambda r: r["rps"], lambda r: r["rps"])
+    p99_ratio, p99_ratios = paired(with_replica, without_replica, lambda r: r["p99"], lambda r: r["p99"])
+    print(f"{'replica/primary-only':<22}{us_ratio:>8.3f}{rps_ratio:>9.3f}{'':>10}{p99_ratio:>10.3f}"
+          f"   (medians of per-round ratios)")
+    print("  per round:")
+    for label, rs in (("with replica", with_replica), ("primary only", without_replica)):
+        rs = ordered(rs)
+        print(f"  {label:<13} µs/req {series((r['us'] for r in rs), '7.1f')}   req/s {series((r['rps'] for r in rs), '7.0f')}"
+              f"   p99 {' '.join(show_ms(r['p99']) for r in rs)}")
+    # paired() lists its ratios in with_replica's order: the rounds' order, as the results file has them
+    print(f"  {'ratio':<13} µs/req {series(us_ratios, '7.3f')}   req/s {series(rps_ratios, '7.3f')}   p99 {series(p99_ratios, '.3f')}")
+    replica_lookups = lookups.get("verify-uncached-replica", {})
+    print(f"  replica lookups / requests (with replica): " + ", ".join(
+        f"{replica_lookups.get(rnd, 0)}/{with_replica[rnd]['requests']}" for rnd in sorted(with_replica, key=int)))
+    print(f"  replica lookups (primary only, must be 0): "
+          + " ".join(str(count) for _, count in sorted(lookups.get("verify-uncached-primary", {}).items(), key=lambda item: int(item[0]))))
+    print(f"  'read replica skipped' log lines (server with replica, from its start): "
+          + " ".join(str(count) for _, count in sorted(skips.items(), key=lambda item: int(item[0]))))
+    replica_peaks = [kb for c, rnd, kb in rss["new"] if rnd.startswith("replica-")]
+    primary_peaks = [kb for c, rnd, kb in rss["new"] if rnd.startswith("primary-")]
+    print(f"  peak RSS: {show(mib(max(replica_peaks)) if replica_peaks else None, '.1f')} MiB with the replica, "
+          f"{show(mib(max(primary_peaks)) if primary_peaks else None, '.1f')} MiB without")
+    if not sum(replica_lookups.values()):
+        print("  THE REPLICA ANSWERED NO LOOKUP: tessera_replica_lookups_total stayed 0")
 
 # --- targets: reported, met or missed; the script does not fail on them ---------------------------------------
 print()

@@ -86,10 +86,13 @@ def main():
         failures.append("an uncached instance never read the replica")
 
     delays = []
+    stale_on_revoker = 0
     for created in settled:
         status, _ = admin.call("DELETE", f"/api/tokens/{created['id']}")
         assert status == 204, status
         revoked_at = time.monotonic()
+        if admin.verify(created["token"])["active"]:
+            stale_on_revoker += 1
         for instance in instances:
             while instance.verify(created["token"])["active"]:
                 if time.monotonic() - revoked_at > 5:
@@ -100,6 +103,9 @@ def main():
     p50, p99, worst = percentile(delays, 0.5), percentile(delays, 0.99), max(delays)
     print(f"time until every instance answers a revoked token inactive (replica replaying {args.replay_delay_ms} ms late): "
           f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms")
+    print(f"verifies on the revoking instance after its 204 that answered active: {stale_on_revoker}")
+    if stale_on_revoker:
+        failures.append("the revoking instance answered a revoked token active after its 204")
     if p99 >= 100:
         failures.append(f"revocation p99 {p99:.1f} ms is not under 100 ms")
     for instance in instances:

@@ -155,7 +155,8 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     public func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome {
-        try await bounded {
+        defer { replicas?.changes.tokenChanged(id: id) }  // this instance reads the primary for it at once
+        return try await bounded {
             try await client.inTransaction(logger: logger) { connection in
                 let updated = try await connection.query(
                     "UPDATE tokens SET revoked_at = now() WHERE id = \(id) AND revoked_at IS NULL RETURNING \(unescaped: Self.columns)",
@@ -193,7 +194,8 @@ public struct PostgresTokenRepository: TokenRepository {
         by actor: String,
         logger: Logger
     ) async throws -> RotationOutcome {
-        try await bounded {
+        defer { replicas?.changes.tokenChanged(id: id) }  // this instance reads the primary for it at once
+        return try await bounded {
             try await client.inTransaction(logger: logger) { connection in
                 let current = try await connection.query(
                     "SELECT revoked_at IS NOT NULL, expires_at <= now(), replaced_by IS NOT NULL FROM tokens WHERE id = \(id) FOR UPDATE",
@@ -250,7 +252,8 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     public func purge(olderThan age: Int, by actor: String, logger: Logger) async throws -> Int {
-        try await bounded {
+        defer { replicas?.changes.allTokensChanged() }  // this instance reads the primary at once
+        return try await bounded {
             try await client.inTransaction(logger: logger) { connection in
                 let rows = try await connection.query(
                     """

@@ -104,11 +104,15 @@ public final class ReadReplicas: Service, Sendable {
             replica.isUsable.store(false, ordering: .relaxed)
             return "unreachable"
         }
-        guard inRecovery, let replayed else {
+        guard inRecovery else {
             // Not a standby: its data is as current as any primary's, but the operator should know.
             replica.isUsable.store(true, ordering: .relaxed)
             replica.lagSeconds.record(0)
             return "usable, though it is not a standby (not in recovery)"
+        }
+        guard let replayed else {
+            replica.isUsable.store(false, ordering: .relaxed)
+            return "a standby that reports no replay position"
         }
         // It has replayed everything the primary had written at the newest sample at or below its position.
         guard let caughtUp = samples.last(where: { $0.position <= replayed }) else {
