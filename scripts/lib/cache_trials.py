@@ -21,12 +21,46 @@ class Instance:
         self.connection.request(method, path, body=payload, headers=headers)
         response = self.connection.getresponse()
         data = response.read()
+        if response.getheader("Content-Type", "").startswith("text/plain"):
+            return response.status, data.decode()
         return response.status, (json.loads(data) if data else None)
 
-    def active(self, token):
+    def verify(self, token):
         status, body = self.call("POST", "/api/tokens/verify", {"token": token})
         assert status == 200, (status, body)
-        return body["active"]
+        return body
+
+    def active(self, token):
+        return self.verify(token)["active"]
+
+    def create(self, user):
+        status, created = self.call("POST", "/api/tokens", {"userId": user, "scopes": [], "expiresInMinutes": 60})
+        assert status == 201, (status, created)
+        return created
+
+    def metric(self, name):
+        """The sum of every series of the metric `name` in /metrics."""
+        status, text = self.call("GET", "/metrics")
+        assert status == 200, status
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def revoke_and_time(revoker, created, instances):
+    """Revokes `created` through `revoker`; returns whether the revoker still answered it active right after the
+    204, and each instance's time in milliseconds until it answers inactive (failing after 5 s)."""
+    status, _ = revoker.call("DELETE", f"/api/tokens/{created['id']}")
+    assert status == 204, status
+    revoked_at = time.monotonic()
+    stale_on_revoker = revoker.active(created["token"])
+    delays = []
+    for instance in instances:
+        while instance.active(created["token"]):
+            if time.monotonic() - revoked_at > 5:
+                print(f"FAIL: instance on port {instance.port} still answers active 5 s after the revoke")
+                sys.exit(1)
+            time.sleep(0.001)
+        delays.append((time.monotonic() - revoked_at) * 1000)
+    return stale_on_revoker, delays
 
 
 def percentile(values, fraction):
@@ -47,26 +81,16 @@ def main():
     stale_on_revoker = 0
     cached_before = 0
     for trial in range(args.trials):
-        status, created = revoker.call("POST", "/api/tokens", {"userId": f"cache-{trial}", "scopes": [], "expiresInMinutes": 60})
-        assert status == 201, status
+        created = revoker.create(f"cache-{trial}")
         token = created["token"]
         # Warm every cache: each instance has now verified (and cached) the token as active.
         for instance in instances:
             assert instance.active(token)
             assert instance.active(token)
             cached_before += 1
-        status, _ = revoker.call("DELETE", f"/api/tokens/{created['id']}")
-        assert status == 204, status
-        revoked_at = time.monotonic()
-        if revoker.active(token):
-            stale_on_revoker += 1
-        for instance in others:
-            while instance.active(token):
-                if time.monotonic() - revoked_at > 5:
-                    print(f"FAIL: instance on port {instance.port} still answers active 5 s after the revoke")
-                    sys.exit(1)
-                time.sleep(0.001)
-            delays.append((time.monotonic() - revoked_at) * 1000)
+        stale, waited = revoke_and_time(revoker, created, others)
+        stale_on_revoker += stale
+        delays += waited
 
     p50, p99, worst = percentile(delays, 0.5), percentile(delays, 0.99), max(delays)
     print(f"trials: {args.trials}; instances: {len(instances)} (revoking through port {revoker.port})")

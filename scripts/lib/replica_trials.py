@@ -1,54 +1,9 @@
 """Verification through a read replica that replays late: fresh tokens, revocations, and what /metrics says."""
 import argparse
-import http.client
-import json
-import re
 import sys
 import time
 
-
-class Instance:
-    def __init__(self, port, key):
-        self.port = port
-        self.key = key
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-
-    def call(self, method, path, body=None):
-        headers = {"X-API-Key": self.key}
-        payload = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            payload = json.dumps(body)
-        self.connection.request(method, path, body=payload, headers=headers)
-        response = self.connection.getresponse()
-        data = response.read()
-        if response.getheader("Content-Type", "").startswith("text/plain"):
-            return response.status, data.decode()
-        return response.status, (json.loads(data) if data else None)
-
-    def verify(self, token):
-        status, body = self.call("POST", "/api/tokens/verify", {"token": token})
-        assert status == 200, (status, body)
-        return body
-
-    def create(self, user):
-        status, created = self.call("POST", "/api/tokens", {"userId": user, "scopes": [], "expiresInMinutes": 60})
-        assert status == 201, (status, created)
-        return created
-
-    def metric(self, name):
-        status, text = self.call("GET", "/metrics")
-        assert status == 200, status
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith(name):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+from cache_trials import Instance, percentile, revoke_and_time
 
 
 def main():
@@ -88,18 +43,9 @@ def main():
     delays = []
     stale_on_revoker = 0
     for created in settled:
-        status, _ = admin.call("DELETE", f"/api/tokens/{created['id']}")
-        assert status == 204, status
-        revoked_at = time.monotonic()
-        if admin.verify(created["token"])["active"]:
-            stale_on_revoker += 1
-        for instance in instances:
-            while instance.verify(created["token"])["active"]:
-                if time.monotonic() - revoked_at > 5:
-                    print(f"FAIL: port {instance.port} still answers active 5 s after the revoke")
-                    sys.exit(1)
-                time.sleep(0.001)
-            delays.append((time.monotonic() - revoked_at) * 1000)
+        stale, waited = revoke_and_time(admin, created, instances)
+        stale_on_revoker += stale
+        delays += waited
     p50, p99, worst = percentile(delays, 0.5), percentile(delays, 0.99), max(delays)
     print(f"time until every instance answers a revoked token inactive (replica replaying {args.replay_delay_ms} ms late): "
           f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms")

@@ -51,6 +51,15 @@ public struct PostgresTokenRepository: TokenRepository {
         try await counted { try await StorageError.translating { try await withDeadline(timeout, Self.timeoutMessage(timeout), operation: operation) } }
     }
 
+    /// Runs `body` in a bounded transaction that changes token `id` (every token when `nil`); afterwards this
+    /// instance reads the primary for it at once, without waiting for the invalidation feed.
+    private func changing<Result: Sendable>(
+        _ id: UUID?, logger: Logger, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        defer { if let id { replicas?.changes.tokenChanged(id: id) } else { replicas?.changes.allTokensChanged() } }
+        return try await bounded { try await client.inTransaction(logger: logger) { connection in try await body(connection) } }
+    }
+
     /// Runs `operation` counted in ``inFlight``.
     private func counted<Result>(_ operation: () async throws -> Result) async throws -> Result {
         inFlight?.increment()
@@ -155,22 +164,19 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     public func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome {
-        defer { replicas?.changes.tokenChanged(id: id) }  // this instance reads the primary for it at once
-        return try await bounded {
-            try await client.inTransaction(logger: logger) { connection in
-                let updated = try await connection.query(
-                    "UPDATE tokens SET revoked_at = now() WHERE id = \(id) AND revoked_at IS NULL RETURNING \(unescaped: Self.columns)",
-                    logger: logger
-                )
-                if let record = try await Self.decodeRecords(updated).first {
-                    try await Self.recordAudit(action: "token.revoke", actor: actor, token: record, on: connection, logger: logger)
-                    try await Self.announceChange(of: record.id, on: connection, logger: logger)
-                    return .revoked(record)
-                }
-                let existing = try await connection.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(id)", logger: logger)
-                guard let record = try await Self.decodeRecords(existing).first else { return .notFound }
-                return .alreadyRevoked(record)
+        try await changing(id, logger: logger) { connection in
+            let updated = try await connection.query(
+                "UPDATE tokens SET revoked_at = now() WHERE id = \(id) AND revoked_at IS NULL RETURNING \(unescaped: Self.columns)",
+                logger: logger
+            )
+            if let record = try await Self.decodeRecords(updated).first {
+                try await Self.recordAudit(action: "token.revoke", actor: actor, token: record, on: connection, logger: logger)
+                try await Self.announceChange(of: record.id, on: connection, logger: logger)
+                return .revoked(record)
             }
+            let existing = try await connection.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(id)", logger: logger)
+            guard let record = try await Self.decodeRecords(existing).first else { return .notFound }
+            return .alreadyRevoked(record)
         }
     }
 
@@ -194,45 +200,42 @@ public struct PostgresTokenRepository: TokenRepository {
         by actor: String,
         logger: Logger
     ) async throws -> RotationOutcome {
-        defer { replicas?.changes.tokenChanged(id: id) }  // this instance reads the primary for it at once
-        return try await bounded {
-            try await client.inTransaction(logger: logger) { connection in
-                let current = try await connection.query(
-                    "SELECT revoked_at IS NOT NULL, expires_at <= now(), replaced_by IS NOT NULL FROM tokens WHERE id = \(id) FOR UPDATE",
-                    logger: logger
-                )
-                var state: (revoked: Bool, expired: Bool, replaced: Bool)?
-                for try await (revoked, expired, replaced) in current.decode((Bool, Bool, Bool).self) { state = (revoked, expired, replaced) }
-                guard let state else { return .notFound }
-                if state.revoked { return .notActive(.revoked) }
-                if state.expired { return .notActive(.expired) }
-                if state.replaced { return .alreadyRotated }
-                let inserted = try await connection.query(
-                    """
-                    INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by)
-                    SELECT user_id, scopes, \(ByteBuffer(bytes: digest.bytes)), \(digest.keyID), \(displayPrefix), name, expires_at, \(actor)
-                    FROM tokens WHERE id = \(id)
-                    RETURNING \(unescaped: Self.columns)
-                    """,
-                    logger: logger
-                )
-                guard let record = try await Self.decodeRecords(inserted).first else { throw StorageError.missingRow }
-                try await connection.query(
-                    """
-                    UPDATE tokens SET expires_at = LEAST(expires_at, now() + make_interval(secs => \(graceSeconds)::int4)), replaced_by = \(record.id)
-                    WHERE id = \(id)
-                    """,
-                    logger: logger
-                )
-                try await Self.recordAudit(
-                    action: "token.rotate", actor: actor, tokenID: id, userID: record.userID,
-                    details: ["replacedBy": record.id.lowercasedString, "graceSeconds": "\(graceSeconds)"], on: connection, logger: logger)
-                try await Self.recordAudit(
-                    action: "token.create", actor: actor, tokenID: record.id, userID: record.userID,
-                    details: ["rotatedFrom": id.lowercasedString], on: connection, logger: logger)
-                try await Self.announceChange(of: id, on: connection, logger: logger)
-                return .rotated(record)
-            }
+        try await changing(id, logger: logger) { connection in
+            let current = try await connection.query(
+                "SELECT revoked_at IS NOT NULL, expires_at <= now(), replaced_by IS NOT NULL FROM tokens WHERE id = \(id) FOR UPDATE",
+                logger: logger
+            )
+            var state: (revoked: Bool, expired: Bool, replaced: Bool)?
+            for try await (revoked, expired, replaced) in current.decode((Bool, Bool, Bool).self) { state = (revoked, expired, replaced) }
+            guard let state else { return .notFound }
+            if state.revoked { return .notActive(.revoked) }
+            if state.expired { return .notActive(.expired) }
+            if state.replaced { return .alreadyRotated }
+            let inserted = try await connection.query(
+                """
+                INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by)
+                SELECT user_id, scopes, \(ByteBuffer(bytes: digest.bytes)), \(digest.keyID), \(displayPrefix), name, expires_at, \(actor)
+                FROM tokens WHERE id = \(id)
+                RETURNING \(unescaped: Self.columns)
+                """,
+                logger: logger
+            )
+            guard let record = try await Self.decodeRecords(inserted).first else { throw StorageError.missingRow }
+            try await connection.query(
+                """
+                UPDATE tokens SET expires_at = LEAST(expires_at, now() + make_interval(secs => \(graceSeconds)::int4)), replaced_by = \(record.id)
+                WHERE id = \(id)
+                """,
+                logger: logger
+            )
+            try await Self.recordAudit(
+                action: "token.rotate", actor: actor, tokenID: id, userID: record.userID,
+                details: ["replacedBy": record.id.lowercasedString, "graceSeconds": "\(graceSeconds)"], on: connection, logger: logger)
+            try await Self.recordAudit(
+                action: "token.create", actor: actor, tokenID: record.id, userID: record.userID,
+                details: ["rotatedFrom": id.lowercasedString], on: connection, logger: logger)
+            try await Self.announceChange(of: id, on: connection, logger: logger)
+            return .rotated(record)
         }
     }
 
@@ -252,31 +255,28 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     public func purge(olderThan age: Int, by actor: String, logger: Logger) async throws -> Int {
-        defer { replicas?.changes.allTokensChanged() }  // this instance reads the primary at once
-        return try await bounded {
-            try await client.inTransaction(logger: logger) { connection in
-                let rows = try await connection.query(
-                    """
-                    WITH purged AS (
-                        DELETE FROM tokens
-                        WHERE expires_at < now() - make_interval(secs => \(age)::int8)
-                           OR revoked_at < now() - make_interval(secs => \(age)::int8)
-                        RETURNING id
-                    )
-                    SELECT count(*)::int8 FROM purged
-                    """,
-                    logger: logger
+        try await changing(nil, logger: logger) { connection in
+            let rows = try await connection.query(
+                """
+                WITH purged AS (
+                    DELETE FROM tokens
+                    WHERE expires_at < now() - make_interval(secs => \(age)::int8)
+                       OR revoked_at < now() - make_interval(secs => \(age)::int8)
+                    RETURNING id
                 )
-                var count = 0
-                for try await deleted in rows.decode(Int.self) { count = deleted }
-                let details = String(decoding: try JSONSerialization.data(withJSONObject: ["deleted": "\(count)", "olderThanSeconds": "\(age)"], options: [.sortedKeys]), as: UTF8.self)
-                try await connection.query(
-                    "INSERT INTO audit_events (actor, action, details) VALUES (\(actor), 'tokens.purge', \(details)::jsonb)",
-                    logger: logger
-                )
-                if count > 0 { try await Self.announceChange(of: nil, on: connection, logger: logger) }
-                return count
-            }
+                SELECT count(*)::int8 FROM purged
+                """,
+                logger: logger
+            )
+            var count = 0
+            for try await deleted in rows.decode(Int.self) { count = deleted }
+            let details = String(decoding: try JSONSerialization.data(withJSONObject: ["deleted": "\(count)", "olderThanSeconds": "\(age)"], options: [.sortedKeys]), as: UTF8.self)
+            try await connection.query(
+                "INSERT INTO audit_events (actor, action, details) VALUES (\(actor), 'tokens.purge', \(details)::jsonb)",
+                logger: logger
+            )
+            if count > 0 { try await Self.announceChange(of: nil, on: connection, logger: logger) }
+            return count
         }
     }
 

@@ -135,26 +135,22 @@ extension TokenController {
         }
     }
 
-    /// The body of `201 Created`: metadata and, this once, the token.
+    /// The body of `201 Created`: what every answer shows of a token and, this once, the token itself.
     struct CreatedToken: ResponseEncodable {
-        var id: String
+        var summary: TokenSummary
         var token: String
-        var prefix: String
-        var userId: String
-        var scopes: [String]
-        @EncodesNull var name: String?
-        var createdAt: Date
-        var expiresAt: Date
 
         init(record: TokenRecord, token: AccessToken) {
-            self.id = record.id.lowercasedString
+            self.summary = TokenSummary(record)
             self.token = token.secret
-            self.prefix = record.displayPrefix
-            self.userId = record.userID
-            self.scopes = record.scopes
-            self.name = record.name
-            self.createdAt = record.createdAt
-            self.expiresAt = record.expiresAt
+        }
+
+        private enum CodingKeys: String, CodingKey { case token }
+
+        func encode(to encoder: any Encoder) throws {
+            try summary.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(token, forKey: .token)
         }
     }
 
@@ -165,8 +161,8 @@ extension TokenController {
     }
 }
 
-/// What lists and reads show of a token: never the secret, never its digest.
-struct TokenMetadata: ResponseEncodable, Equatable {
+/// What every answer about a token shows: never the secret, never its digest.
+struct TokenSummary: Encodable, Equatable {
     var id: String
     var prefix: String
     var userId: String
@@ -174,11 +170,8 @@ struct TokenMetadata: ResponseEncodable, Equatable {
     @EncodesNull var name: String?
     var createdAt: Date
     var expiresAt: Date
-    @EncodesNull var lastUsedAt: Date?
-    @EncodesNull var revokedAt: Date?
-    var status: TokenStatus
 
-    init(_ record: TokenRecord, at now: Date) {
+    init(_ record: TokenRecord) {
         self.id = record.id.lowercasedString
         self.prefix = record.displayPrefix
         self.userId = record.userID
@@ -186,8 +179,30 @@ struct TokenMetadata: ResponseEncodable, Equatable {
         self.name = record.name
         self.createdAt = record.createdAt
         self.expiresAt = record.expiresAt
+    }
+}
+
+/// What lists and reads show of a token: its summary, when it was last used or revoked, and its status.
+struct TokenMetadata: ResponseEncodable, Equatable {
+    var summary: TokenSummary
+    var lastUsedAt: Date?
+    var revokedAt: Date?
+    var status: TokenStatus
+
+    init(_ record: TokenRecord, at now: Date) {
+        self.summary = TokenSummary(record)
         self.lastUsedAt = record.lastUsedAt
         self.revokedAt = record.revokedAt
         self.status = record.status(at: now)
+    }
+
+    private enum CodingKeys: String, CodingKey { case lastUsedAt, revokedAt, status }
+
+    func encode(to encoder: any Encoder) throws {
+        try summary.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(lastUsedAt, forKey: .lastUsedAt)  // null when absent, as every key is always present
+        try container.encode(revokedAt, forKey: .revokedAt)
+        try container.encode(status, forKey: .status)
     }
 }
