@@ -22,6 +22,12 @@ public func buildApplication(
     clientConfiguration.options.connectTimeout = configuration.databaseTimeout
     let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
     let migrator = Migrator(client: client, migrations: migrations)
+    for credential in configuration.apiKeys.credentials where credential.isShort {
+        logger.warning(
+            "API key shorter than \(APIKeyRing.recommendedSecretLength) characters: prefer a generated one (tessera api-key generate)",
+            metadata: ["key": "\(credential.name)"]
+        )
+    }
     let timeout = configuration.databaseTimeout
     let cache = configuration.verifyCache.map { VerificationCache(timeToLive: $0.timeToLive, capacity: $0.capacity) }
     var replicas: ReadReplicas?

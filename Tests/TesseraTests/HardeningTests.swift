@@ -30,7 +30,9 @@ struct HardeningTests {
         return settings
     }
 
-    @Test func repeatedAuthFailuresBlockTheClientEvenWithARightKey() async throws {
+    /// One bad key every few seconds from behind the same address (a NAT, a proxy on the same host) must not keep
+    /// every valid key on that address out.
+    @Test func aNeighboursFailuresDoNotLockOutAValidKey() async throws {
         try await withAPI(rateLimits: Self.limits(failures: 3)) { api async throws in
             for _ in 0..<3 { #expect(try await api.send(.get, "/api/tokens?userId=u", key: "wrong-key-wrong-key-1").status == .unauthorized) }
             let blocked = try await api.send(.get, "/api/tokens?userId=u", key: "wrong-key-wrong-key-1")
@@ -38,10 +40,21 @@ struct HardeningTests {
             #expect(Int(blocked.headers[.retryAfter] ?? "") ?? 0 >= 1)
             #expect(blocked.headers[HTTPField.Name("RateLimit-Policy")!] == #""auth-failures";q=3;w=60"#)
             #expect(blocked.headers[.cacheControl] == "no-store")
-            #expect(try await api.send(.get, "/api/tokens?userId=u").status == .tooManyRequests)
-            // A forwarded-for header from an untrusted peer changes nothing.
-            let spoofed = try await api.send(.get, "/api/tokens?userId=u", headers: [HTTPField.Name("X-Forwarded-For")!: "198.51.100.77"])
+            // Missing and unreadable credentials from the address are refused too, before any other work...
+            #expect(try await api.send(.get, "/api/tokens?userId=u", key: nil).status == .tooManyRequests)
+            let unreadable: HTTPFields = [.authorization: "Digest nonsense"]
+            #expect(try await api.send(.get, "/api/tokens?userId=u", key: nil, headers: unreadable).status == .tooManyRequests)
+            // ...and a forwarded-for header from an untrusted peer changes nothing...
+            let spoofed = try await api.send(
+                .get, "/api/tokens?userId=u", key: "wrong-key-wrong-key-1", headers: [HTTPField.Name("X-Forwarded-For")!: "198.51.100.77"])
             #expect(spoofed.status == .tooManyRequests)
+            // ...but valid keys are admitted, on every route.
+            #expect(try await api.send(.get, "/api/tokens?userId=u").status == .ok)
+            let verify = try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: #"{"token":"x"}"#)
+            #expect(verify.status == .ok)
+            let forwardAuth = try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: [.authorization: "Bearer x"])
+            #expect(forwardAuth.status == .unauthorized)
+            #expect(forwardAuth.json["type"] as? String == "urn:tessera:problem:invalid-token")
         }
     }
 
@@ -98,8 +111,9 @@ struct HardeningTests {
             let first: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.1"]
             let second: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.2"]
             #expect(try await api.send(.get, "/api/tokens?userId=u", key: "wrong-key-wrong-key-1", headers: first).status == .unauthorized)
-            #expect(try await api.send(.get, "/api/tokens?userId=u", headers: first).status == .tooManyRequests)
-            #expect(try await api.send(.get, "/api/tokens?userId=u", headers: second).status == .ok)
+            #expect(try await api.send(.get, "/api/tokens?userId=u", key: "wrong-key-wrong-key-1", headers: first).status == .tooManyRequests)
+            #expect(try await api.send(.get, "/api/tokens?userId=u", key: "wrong-key-wrong-key-1", headers: second).status == .unauthorized)
+            #expect(try await api.send(.get, "/api/tokens?userId=u", headers: first).status == .ok)
         }
     }
 

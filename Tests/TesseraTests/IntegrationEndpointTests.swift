@@ -159,3 +159,56 @@ struct IntegrationEndpointTests {
         #expect(recorder.pendingCount == 1)
     }
 }
+
+@Suite("User ids")
+struct UserIDTests {
+    private static func body(userID: String) throws -> String {
+        String(decoding: try JSONSerialization.data(withJSONObject: ["userId": userID, "expiresInMinutes": 5]), as: UTF8.self)
+    }
+
+    @Test(arguments: [" admin", "admin ", "   ", "a\u{200B}b", "a\u{2028}b", "\u{FEFF}admin", "a\tb", "a\u{85}b"])
+    func aUserIDThatIsNotExactIsRefused(userID: String) async throws {
+        let app = buildApplication(try Fixtures.configuration(), repository: MemoryTokenRepository(), logger: Fixtures.logger)
+        try await app.test(.router) { client in
+            let api = APIClient(client: client)
+            let refused = try await api.send(.post, "/api/tokens", json: try Self.body(userID: userID))
+            #expect(refused.status == .badRequest)
+            let errors = try #require(refused.json["errors"] as? [[String: Any]])
+            #expect(errors.map { $0["field"] as? String } == ["userId"])
+        }
+    }
+
+    @Test func exactUserIDsWithInnerSpacesAndOtherScriptsAreKept() async throws {
+        let app = buildApplication(try Fixtures.configuration(), repository: MemoryTokenRepository(), logger: Fixtures.logger)
+        try await app.test(.router) { client in
+            let api = APIClient(client: client)
+            let created = try await api.send(.post, "/api/tokens", json: try Self.body(userID: "Zoë O'Brien + 42"))
+            #expect(created.status == .created)
+            #expect(created.json["userId"] as? String == "Zoë O'Brien + 42")
+        }
+    }
+
+    /// A token stored before the rule (user `" admin "`) must not pass forward auth as user `admin`.
+    @Test func forwardAuthNeverPassesAUserIDAHeaderWouldChange() async throws {
+        let configuration = try Fixtures.configuration()
+        let repository = MemoryTokenRepository()
+        for userID in [" admin ", "   "] {
+            let token = AccessToken.generate(prefix: .default)
+            _ = try await repository.create(
+                NewToken(
+                    userID: userID, scopes: [], name: nil, digest: configuration.hasher.digest(of: token), displayPrefix: token.displayPrefix,
+                    lifetimeMinutes: 60, createdBy: "legacy"),
+                logger: Fixtures.logger)
+            let app = buildApplication(configuration, repository: repository, logger: Fixtures.logger)
+            try await app.test(.router) { client in
+                let api = APIClient(client: client)
+                let answer = try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: [.authorization: "Bearer \(token.secret)"])
+                #expect(answer.status == .forbidden)
+                #expect(answer.headers[HTTPField.Name("X-Auth-User-Id")!] == nil)
+                #expect(answer.json["type"] as? String == "urn:tessera:problem:user-id-not-forwardable")
+                // The token itself is still active for callers that read the user id from a JSON body.
+                #expect(try await api.verify(token.secret)["userId"] as? String == userID)
+            }
+        }
+    }
+}

@@ -23,10 +23,13 @@ public struct APIKeyCredential: Sendable {
     /// The key's role.
     public let role: APIKeyRole
     let digest: [UInt8]
+    /// Whether the secret was given in plaintext and is shorter than ``APIKeyRing/recommendedSecretLength``.
+    public private(set) var isShort = false
 
     /// Creates a credential from a plaintext secret, which is hashed at once and not kept.
     public init(name: String, role: APIKeyRole, secret: String) {
         self.init(name: name, role: role, digest: Blake2b.hash(utf8: secret))
+        self.isShort = secret.count < APIKeyRing.recommendedSecretLength
     }
 
     /// Creates a credential from the BLAKE2b-256 digest of its secret.
@@ -45,6 +48,9 @@ public struct APIKeyCredential: Sendable {
 public struct APIKeyRing: Sendable {
     /// Plaintext keys shorter than this are refused at start-up.
     public static let minimumSecretLength = 16
+    /// Plaintext keys shorter than this are accepted with a warning at start-up: a valid key is admitted whatever
+    /// its address's failures, so guessing is slowed by the failure budget per address only, not stopped.
+    public static let recommendedSecretLength = 32
     /// The name given to the key in `API_KEY`.
     public static let defaultKeyName = "admin"
 

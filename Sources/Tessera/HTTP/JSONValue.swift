@@ -96,11 +96,25 @@ enum TextRules {
         text.unicodeScalars.contains { $0.properties.generalCategory == .control }
     }
 
-    /// The error for a user id, or `nil` when it is 1-128 characters with no control characters.
+    /// The error for a user id to search by, or `nil` when it is 1-128 characters with no control characters:
+    /// lenient enough to find tokens issued under the rules of ``newUserIDProblem(_:)``'s predecessors.
     static func userIDProblem(_ userID: String) -> String? {
         // Lengths count Unicode code points, as JSON Schema's maxLength does.
         if userID.isEmpty || userID.unicodeScalars.count > 128 { return "must be 1 to 128 characters" }
         if hasControlCharacter(userID) { return "must not contain control characters" }
+        return nil
+    }
+
+    /// The error for the user id of a new token, or `nil` when it is exact: 1-128 characters, no white space at
+    /// either end, and no control, format (such as zero-width) or line and paragraph separator characters, so it
+    /// reads the same in a listing and survives an HTTP header unchanged.
+    static func newUserIDProblem(_ userID: String) -> String? {
+        if let problem = userIDProblem(userID) { return problem }
+        if userID.first!.isWhitespace || userID.last!.isWhitespace { return "must not start or end with white space" }
+        let invisible: Set<Unicode.GeneralCategory> = [.format, .lineSeparator, .paragraphSeparator]
+        if userID.unicodeScalars.contains(where: { invisible.contains($0.properties.generalCategory) }) {
+            return "must not contain format, line separator or paragraph separator characters"
+        }
         return nil
     }
 

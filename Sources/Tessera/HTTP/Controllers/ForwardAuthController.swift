@@ -33,6 +33,12 @@ struct ForwardAuthController {
         guard let token = Credentials.bearerToken(authorization) else { throw APIError.tokenRejected(.malformed, requiredScopes: scopes) }
         switch try await service.verify(String(token), requiredScopes: scopes, logger: context.logger) {
         case .active(let record):
+            // A header cannot carry every user id exactly (white space at either end, control characters): refuse
+            // rather than pass the upstream a different user.
+            guard Self.survivesAHeader(record.userID) else {
+                context.logger.notice("forward auth refused: user id cannot be passed in a header", metadata: ["token.id": "\(record.id.lowercasedString)"])
+                throw APIError.userIDNotForwardable
+            }
             return Response(
                 status: .noContent,
                 headers: [
@@ -48,7 +54,24 @@ struct ForwardAuthController {
     }
 }
 
+extension ForwardAuthController {
+    /// Whether `value` goes through an HTTP field unchanged: not empty, no white space at either end, no control
+    /// characters (which HTTP field values may not hold, and which HTTPTypes would replace).
+    static func survivesAHeader(_ value: String) -> Bool {
+        guard let first = value.unicodeScalars.first, let last = value.unicodeScalars.last else { return false }
+        return ![first, last].contains(where: { $0.properties.isWhitespace })
+            && !value.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+}
+
 extension APIError {
+    /// `403`: the token is active, but its user id cannot be passed to the upstream exactly.
+    static let userIDNotForwardable = APIError(
+        .forbidden,
+        type: "urn:tessera:problem:user-id-not-forwardable",
+        detail: "The token's user id cannot be passed in an X-Auth-User-Id header unchanged; reissue it for an exact user id."
+    )
+
     /// `401` with a bare challenge (RFC 6750 3.1): the request carried no token at all.
     static let tokenMissing = APIError(
         .unauthorized,

@@ -103,7 +103,7 @@ struct TokenController {
     static func tokenRequest(from object: [String: JSONValue]) throws -> TokenRequest {
         var reader = FieldReader(object, allowed: ["userId", "scopes", "expiresInMinutes", "name"])
         let userID = reader.string("userId", required: true)
-        if let userID, let problem = TextRules.userIDProblem(userID) { reader.fail("userId", problem) }
+        if let userID, let problem = TextRules.newUserIDProblem(userID) { reader.fail("userId", problem) }
         let scopes = TextRules.scopes(reader.strings("scopes"), field: "scopes", into: &reader)
         let minutes = reader.integer("expiresInMinutes", required: true, in: 1...maximumLifetimeMinutes)
         let name = reader.string("name", required: false)

@@ -6,8 +6,8 @@ import HummingbirdAuth
 /// Authenticates the API key in `X-API-Key`, `Authorization: Bearer` or HTTP Basic, as HummingbirdAuth's
 /// authenticators do, and refuses the request outright when there is none.
 ///
-/// A missing or wrong key spends one of the client address's failure budget and is a `401`; a client whose
-/// budget is spent gets `429` before its key is even hashed.
+/// A missing or wrong key spends one of the client address's failure budget and is a `401`, or a `429` once that
+/// budget is spent; a valid key is admitted whatever its address's failures.
 struct APIKeyAuthenticator: AuthenticatorMiddleware {
     typealias Context = TesseraRequestContext
     let keys: APIKeyRing
@@ -16,29 +16,25 @@ struct APIKeyAuthenticator: AuthenticatorMiddleware {
     /// Whether `Authorization` may carry the key; off where that header carries something else (forward auth).
     var readsAuthorizationHeader = true
 
-    /// The caller presenting a valid key; a thrown `401` (or `429` once the client's failure budget is spent) otherwise.
+    /// The caller presenting a valid key, whatever its address's failures; a thrown `401`, or `429` once the
+    /// client address's failure budget is spent, otherwise.
     func authenticate(request: Request, context: Context) async throws -> Caller? {
-        let client = ClientAddressResolver.limiterKey(for: context.clientAddress)
-        let standing = try await failures.check(client, logger: context.logger)
-        guard standing.allowed else {
-            context.logger.notice("authentication refused: too many failures", metadata: ["client": "\(context.clientAddress)"])
-            metrics.recordRateLimited(policy: failures.policy.name)
-            throw APIError.tooManyRequests(standing, policy: failures.policy)
-        }
         let presented = Credentials(in: request.headers, readingAuthorization: readsAuthorizationHeader)
-        guard case .key(let key, let name) = presented, let caller = keys.caller(presenting: key), name == nil || name == caller.name else {
-            metrics.recordAuthentication(succeeded: false)
-            let decision = try await failures.acquire(client, logger: context.logger)
-            context.logger.notice("authentication failed", metadata: ["client": "\(context.clientAddress)", "reason": "\(presented)"])
-            guard decision.allowed else {
-                metrics.recordRateLimited(policy: failures.policy.name)
-                throw APIError.tooManyRequests(decision, policy: failures.policy)
-            }
-            throw APIError.unauthenticated(presented)
+        if case .key(let key, let name) = presented, let caller = keys.caller(presenting: key), name == nil || name == caller.name {
+            metrics.recordAuthentication(succeeded: true)
+            context.logger.debug("authenticated", metadata: ["caller": .string(caller.name), "client": .string(context.clientAddress)])
+            return caller
         }
-        metrics.recordAuthentication(succeeded: true)
-        context.logger.debug("authenticated", metadata: ["caller": .string(caller.name), "client": .string(context.clientAddress)])
-        return caller
+        metrics.recordAuthentication(succeeded: false)
+        // A neighbour's failures cannot lock out a valid key: only a failing request is counted, or refused.
+        let decision = try await failures.acquire(ClientAddressResolver.limiterKey(for: context.clientAddress), logger: context.logger)
+        guard decision.allowed else {
+            context.logger.notice("authentication refused: too many failures", metadata: ["client": "\(context.clientAddress)", "reason": "\(presented)"])
+            metrics.recordRateLimited(policy: failures.policy.name)
+            throw APIError.tooManyRequests(decision, policy: failures.policy)
+        }
+        context.logger.notice("authentication failed", metadata: ["client": "\(context.clientAddress)", "reason": "\(presented)"])
+        throw APIError.unauthenticated(presented)
     }
 }
 
