@@ -126,7 +126,7 @@ func buildRouter(
     let routeTable = RouteTable()
     router.add(middleware: SecurityHeadersMiddleware())
     // Outside the problem middleware, so requests are counted with the status the client finally got.
-    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: RequestMetricsMiddleware())
     router.add(middleware: ProblemMiddleware(metrics: metrics))
     router.add(middleware: ClientAddressMiddleware(resolver: configuration.clientAddresses))
     router.add(middleware: MethodNotAllowedMiddleware(routes: routeTable))

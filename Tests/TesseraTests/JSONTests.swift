@@ -64,12 +64,20 @@ struct JSONTests {
                 id: UUID(), userID: user, scopes: ["read", "a\"b"], digest: .init(bytes: [1], keyID: 1), displayPrefix: "tsr_abcd", name: nil,
                 createdAtMicroseconds: Int64(seconds * 1_000_000), expiresAt: Date(timeIntervalSince1970: seconds + 3600), revokedAt: nil,
                 lastUsedAt: nil, createdBy: "admin")
-            let written = String(decoding: try JSONEncoder.api.encode(VerificationController.VerificationResult(.active(record))), as: UTF8.self)
+            let written = VerificationController.VerificationResult(.active(record)).json
             let encoded = try JSONEncoder.api.encode(
                 Expected(active: true, tokenId: record.id.lowercasedString, userId: user, scopes: record.scopes, expiresAt: record.expiresAt,
                     createdAt: Date(timeIntervalSince1970: (seconds).rounded(.down))))
             #expect(try JSONSerialization.jsonObject(with: Data(written.utf8)) as? NSDictionary == JSONSerialization.jsonObject(with: encoded) as? NSDictionary)
         }
-        #expect(try JSONEncoder.api.encode(VerificationController.VerificationResult(.inactive(.revoked))) == Data(#"{"active":false,"code":"REVOKED"}"#.utf8))
+        #expect(VerificationController.VerificationResult(.inactive(.revoked)).json == #"{"active":false,"code":"REVOKED"}"#)
+    }
+
+    @Test func datesAtTheEdgeOfFourDigitYearsAreWrittenInFull() {
+        for (seconds, text) in [(253_402_300_799.0, #""9999-12-31T23:59:59Z""#), (253_402_300_800.0, #""10000-01-01T00:00:00Z""#)] {
+            var buffer = ByteBuffer()
+            JSONText.write(Date(timeIntervalSince1970: seconds), to: &buffer)
+            #expect(String(buffer: buffer) == text)
+        }
     }
 }

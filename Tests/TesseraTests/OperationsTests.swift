@@ -55,7 +55,7 @@ struct OperationsTests {
         let entered = AsyncStream.makeStream(of: Void.self)
         let release = AsyncStream.makeStream(of: Void.self)
         let router = Router()
-        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: RequestMetricsMiddleware())
         router.on("/metered/{id}", method: report) { _, context in
             switch try context.parameters.require("id") {
             case "wait":
