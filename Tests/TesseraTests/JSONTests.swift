@@ -50,6 +50,42 @@ struct JSONTests {
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]) }
     }
 
+    @Test func handWrittenListsMatchJSONEncoderByteForByte() throws {
+        struct Expected: Encodable {
+            var nextCursor: String?
+            var tokens: [TokenMetadata]
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(nextCursor, forKey: .nextCursor)
+                try container.encode(tokens, forKey: .tokens)
+            }
+
+            enum CodingKeys: String, CodingKey { case nextCursor, tokens }
+        }
+        let now = Date(timeIntervalSince1970: 1_795_934_898)
+        let records = [
+            TokenRecord(
+                id: UUID(), userID: "u\"ser\\\n\u{01}é", scopes: ["read", "a\"b"], digest: .init(bytes: [1], keyID: 1), displayPrefix: "tsr_abcd",
+                name: "CI \"deploy\"", createdAtMicroseconds: 1_795_930_000_123_456, expiresAt: now.addingTimeInterval(3600), revokedAt: nil,
+                lastUsedAt: now.addingTimeInterval(-60), createdBy: "admin"),
+            TokenRecord(
+                id: UUID(), userID: "plain", scopes: [], digest: .init(bytes: [2], keyID: 1), displayPrefix: "tsr_efgh", name: nil,
+                createdAtMicroseconds: 0, expiresAt: now.addingTimeInterval(-1), revokedAt: now.addingTimeInterval(-5), lastUsedAt: nil,
+                createdBy: "admin"),
+            TokenRecord(
+                id: UUID(), userID: "old", scopes: ["*"], digest: .init(bytes: [3], keyID: 1), displayPrefix: "tsr_ijkl", name: nil,
+                createdAtMicroseconds: 951_782_400_000_000, expiresAt: now.addingTimeInterval(-10), revokedAt: nil, lastUsedAt: nil,
+                createdBy: "admin"),
+        ]
+        for cursor in [nil, "1795930000123456_7a1f0c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b"] {
+            let written = TokenController.TokenList(records: records, at: now, nextCursor: cursor).body
+            let encoded = try JSONEncoder.api.encode(Expected(nextCursor: cursor, tokens: records.map { TokenMetadata($0, at: now) }))
+            #expect(String(buffer: written) == String(decoding: encoded, as: UTF8.self))
+        }
+        #expect(String(buffer: TokenController.TokenList(records: [], at: now, nextCursor: nil).body) == #"{"nextCursor":null,"tokens":[]}"#)
+    }
+
     @Test func handWrittenVerifyAnswersMatchJSONEncoder() throws {
         struct Expected: Encodable {
             var active: Bool

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import Logging
 import TokenCrypto
 
@@ -48,8 +49,7 @@ struct TokenController {
             after: query.cursor,
             logger: context.logger
         )
-        let now = Date()
-        return TokenList(tokens: page.tokens.map { TokenMetadata($0, at: now) }, nextCursor: page.nextCursor?.encoded)
+        return TokenList(records: page.tokens, at: Date(), nextCursor: page.nextCursor?.encoded)
     }
 
     /// `GET /api/tokens/{id}`.
@@ -154,10 +154,68 @@ extension TokenController {
         }
     }
 
-    /// A page of metadata.
-    struct TokenList: ResponseEncodable {
-        var tokens: [TokenMetadata]
-        @EncodesNull var nextCursor: String?
+    /// A page of metadata, `{nextCursor, tokens: [TokenMetadata]}`, written straight into the response buffer: the
+    /// same bytes as `JSONEncoder.api` writes (tested), at a fraction of the cost (docs/architecture.md).
+    struct TokenList: ResponseGenerator {
+        var records: [TokenRecord]
+        var now: Date
+        var nextCursor: String?
+
+        init(records: [TokenRecord], at now: Date, nextCursor: String?) {
+            self.records = records
+            self.now = now
+            self.nextCursor = nextCursor
+        }
+
+        var body: ByteBuffer {
+            var buffer = ByteBufferAllocator().buffer(capacity: 64 + records.count * 420)
+            buffer.writeStaticString(#"{"nextCursor":"#)
+            if let nextCursor { JSONText.write(nextCursor, to: &buffer) } else { buffer.writeStaticString("null") }
+            buffer.writeStaticString(#","tokens":["#)
+            for (index, record) in records.enumerated() {
+                if index > 0 { buffer.writeStaticString(",") }
+                Self.write(record, at: now, to: &buffer)
+            }
+            buffer.writeStaticString("]}")
+            return buffer
+        }
+
+        /// One record as ``TokenMetadata`` encodes it, keys sorted.
+        private static func write(_ record: TokenRecord, at now: Date, to buffer: inout ByteBuffer) {
+            func writeOptional(_ date: Date?) {
+                if let date { JSONText.write(date, to: &buffer) } else { buffer.writeStaticString("null") }
+            }
+            buffer.writeStaticString(#"{"createdAt":"#)
+            JSONText.write(record.createdAt, to: &buffer)
+            buffer.writeStaticString(#","expiresAt":"#)
+            JSONText.write(record.expiresAt, to: &buffer)
+            buffer.writeStaticString(#","id":"#)
+            JSONText.write(record.id, to: &buffer)
+            buffer.writeStaticString(#","lastUsedAt":"#)
+            writeOptional(record.lastUsedAt)
+            buffer.writeStaticString(#","name":"#)
+            if let name = record.name { JSONText.write(name, to: &buffer) } else { buffer.writeStaticString("null") }
+            buffer.writeStaticString(#","prefix":"#)
+            JSONText.write(record.displayPrefix, to: &buffer)
+            buffer.writeStaticString(#","revokedAt":"#)
+            writeOptional(record.revokedAt)
+            buffer.writeStaticString(#","scopes":"#)
+            JSONText.write(record.scopes, to: &buffer)
+            buffer.writeStaticString(#","status":"#)
+            JSONText.write(record.status(at: now).rawValue, to: &buffer)
+            buffer.writeStaticString(#","userId":"#)
+            JSONText.write(record.userID, to: &buffer)
+            buffer.writeStaticString("}")
+        }
+
+        func response(from request: Request, context: some RequestContext) -> Response {
+            let body = self.body
+            return Response(
+                status: .ok,
+                headers: [.contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes)],
+                body: .init(byteBuffer: body)
+            )
+        }
     }
 }
 
