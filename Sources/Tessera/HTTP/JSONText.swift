@@ -1,10 +1,23 @@
 import Foundation
+import HTTPTypes
+import Hummingbird
 import NIOCore
 
 /// Hand-written JSON output for the verification answers, the hot path, where `JSONEncoder` and its ISO 8601
 /// date formatting dominated the profile. Everything is written straight into the response buffer; the output
 /// matches what `JSONEncoder.api` writes: sorted keys, `2026-01-02T03:04:05Z` dates.
 enum JSONText {
+    private static let contentType = HTTPField(name: .contentType, value: "application/json; charset=utf-8")
+
+    /// A `200` answer whose JSON `body` was written here.
+    static func response(_ body: ByteBuffer) -> Response {
+        var headers = HTTPFields()
+        headers.reserveCapacity(12)  // room for the security, request id and rate limit fields added on the way out
+        headers.append(contentType)
+        headers.append(HTTPField(name: .contentLength, value: String(body.readableBytes)))
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+    }
+
     /// Writes `text` as a JSON string literal, quotes included.
     static func write(_ text: String, to buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))

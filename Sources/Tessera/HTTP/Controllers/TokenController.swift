@@ -182,39 +182,32 @@ extension TokenController {
 
         /// One record as ``TokenMetadata`` encodes it, keys sorted.
         private static func write(_ record: TokenRecord, at now: Date, to buffer: inout ByteBuffer) {
-            func writeOptional(_ date: Date?) {
-                if let date { JSONText.write(date, to: &buffer) } else { buffer.writeStaticString("null") }
+            var separator: StaticString = "{"
+            func key(_ name: StaticString) {
+                buffer.writeStaticString(separator)
+                separator = ","
+                buffer.writeInteger(UInt8(ascii: "\""))
+                buffer.writeStaticString(name)
+                buffer.writeStaticString("\":")
             }
-            buffer.writeStaticString(#"{"createdAt":"#)
-            JSONText.write(record.createdAt, to: &buffer)
-            buffer.writeStaticString(#","expiresAt":"#)
-            JSONText.write(record.expiresAt, to: &buffer)
-            buffer.writeStaticString(#","id":"#)
-            JSONText.write(record.id, to: &buffer)
-            buffer.writeStaticString(#","lastUsedAt":"#)
-            writeOptional(record.lastUsedAt)
-            buffer.writeStaticString(#","name":"#)
-            if let name = record.name { JSONText.write(name, to: &buffer) } else { buffer.writeStaticString("null") }
-            buffer.writeStaticString(#","prefix":"#)
-            JSONText.write(record.displayPrefix, to: &buffer)
-            buffer.writeStaticString(#","revokedAt":"#)
-            writeOptional(record.revokedAt)
-            buffer.writeStaticString(#","scopes":"#)
-            JSONText.write(record.scopes, to: &buffer)
-            buffer.writeStaticString(#","status":"#)
-            JSONText.write(record.status(at: now).rawValue, to: &buffer)
-            buffer.writeStaticString(#","userId":"#)
-            JSONText.write(record.userID, to: &buffer)
+            func orNull<Value>(_ value: Value?, _ write: (Value, inout ByteBuffer) -> Void) {
+                if let value { write(value, &buffer) } else { buffer.writeStaticString("null") }
+            }
+            key("createdAt"); JSONText.write(record.createdAt, to: &buffer)
+            key("expiresAt"); JSONText.write(record.expiresAt, to: &buffer)
+            key("id"); JSONText.write(record.id, to: &buffer)
+            key("lastUsedAt"); orNull(record.lastUsedAt, JSONText.write)
+            key("name"); orNull(record.name, JSONText.write)
+            key("prefix"); JSONText.write(record.displayPrefix, to: &buffer)
+            key("revokedAt"); orNull(record.revokedAt, JSONText.write)
+            key("scopes"); JSONText.write(record.scopes, to: &buffer)
+            key("status"); JSONText.write(record.status(at: now).rawValue, to: &buffer)
+            key("userId"); JSONText.write(record.userID, to: &buffer)
             buffer.writeStaticString("}")
         }
 
         func response(from request: Request, context: some RequestContext) -> Response {
-            let body = self.body
-            return Response(
-                status: .ok,
-                headers: [.contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes)],
-                body: .init(byteBuffer: body)
-            )
+            JSONText.response(body)
         }
     }
 }

@@ -65,18 +65,12 @@ extension VerificationController {
         }
 
         private static let allocator = ByteBufferAllocator()
-        private static let contentType = HTTPField(name: .contentType, value: "application/json; charset=utf-8")
 
         /// The body as text.
         var json: String { String(buffer: body) }
 
         func response(from request: Request, context: some RequestContext) -> Response {
-            let body = self.body
-            var headers = HTTPFields()
-            headers.reserveCapacity(12)  // room for the security, request id and rate limit fields added on the way out
-            headers.append(Self.contentType)
-            headers.append(HTTPField(name: .contentLength, value: String(body.readableBytes)))
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+            JSONText.response(body)
         }
     }
 }
