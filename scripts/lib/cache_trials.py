@@ -45,21 +45,29 @@ class Instance:
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-def revoke_and_time(revoker, created, instances):
-    """Revokes `created` through `revoker`; returns whether the revoker still answered it active right after the
-    204, and each instance's time in milliseconds until it answers inactive (failing after 5 s)."""
-    status, _ = revoker.call("DELETE", f"/api/tokens/{created['id']}")
-    assert status == 204, status
-    revoked_at = time.monotonic()
+def revoke_and_time(revoker, created, instances, rotate=False):
+    """Revokes `created` through `revoker` (or, with `rotate`, rotates it with no grace, so it expires at once);
+    returns whether the revoker still answered it active right after its answer, and each instance's time in
+    milliseconds until it answers inactive (failing after 5 s)."""
+    if rotate:
+        status, rotated = revoker.call("POST", f"/api/tokens/{created['id']}/rotate", {"graceSeconds": 0})
+        assert status == 201, (status, rotated)
+    else:
+        status, _ = revoker.call("DELETE", f"/api/tokens/{created['id']}")
+        assert status == 204, status
+    ended_at = time.monotonic()
     stale_on_revoker = revoker.active(created["token"])
     delays = []
     for instance in instances:
         while instance.active(created["token"]):
-            if time.monotonic() - revoked_at > 5:
-                print(f"FAIL: instance on port {instance.port} still answers active 5 s after the revoke")
+            if time.monotonic() - ended_at > 5:
+                print(f"FAIL: instance on port {instance.port} still answers active 5 s after the {'rotation' if rotate else 'revoke'}")
                 sys.exit(1)
             time.sleep(0.001)
-        delays.append((time.monotonic() - revoked_at) * 1000)
+        delays.append((time.monotonic() - ended_at) * 1000)
+    if rotate:
+        for instance in instances:
+            assert instance.active(rotated["token"]), f"port {instance.port}: the replacement is not active at once"
     return stale_on_revoker, delays
 
 
