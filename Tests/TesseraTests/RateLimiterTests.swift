@@ -100,6 +100,14 @@ struct ClientAddressTests {
         #expect(resolver.clientAddress(peer: "10.0.0.2", forwardedFor: []) == "10.0.0.2")
     }
 
+    @Test func onlyAnAddressInForwardedForBecomesTheClient() {
+        for hop in ["evil.example", "unknown", "1.2.3", "198.51.100.7 OR 1=1", String(repeating: "1", count: 5_000), "_hidden"] {
+            #expect(resolver.clientAddress(peer: "10.0.0.2", forwardedFor: [hop]) == "10.0.0.2", "\(hop.prefix(20))")
+        }
+        #expect(resolver.clientAddress(peer: "10.0.0.2", forwardedFor: ["[2001:db8::5]:443"]) == "2001:db8::5")
+        #expect(resolver.clientAddress(peer: "10.0.0.2", forwardedFor: ["198.51.100.7:8080"]) == "198.51.100.7")
+    }
+
     @Test func networksMatchByPrefix() {
         let network = IPNetwork("192.168.16.0/20")!
         #expect(network.contains(IPNetwork.parseAddress("192.168.31.255")!))

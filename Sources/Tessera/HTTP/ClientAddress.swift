@@ -88,10 +88,21 @@ public struct ClientAddressResolver: Sendable {
         guard let peer else { return "unknown" }
         guard !trustedProxies.isEmpty, isTrusted(peer), !forwardedFor.isEmpty else { return peer }
         let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { String($0.trimmingWhitespace()) }.filter { !$0.isEmpty }
+        // Only an address becomes the client's identity: a hop that is not one (a name, "unknown", junk, anything
+        // longer than an address can be) leaves the peer as the client.
         for hop in hops.reversed() where !isTrusted(hop) {
-            return Self.canonical(hop)
+            return Self.address(hop) ?? peer
         }
-        return hops.first.map(Self.canonical) ?? peer
+        return hops.first.flatMap(Self.address) ?? peer
+    }
+
+    /// The longest text an address can take in `X-Forwarded-For`: a bracketed IPv6 address with a zone and a port.
+    static let maximumForwardedAddressLength = 64
+
+    /// `text` in canonical form when it is an IPv4 or IPv6 address (ports and brackets dropped), else `nil`.
+    static func address(_ text: String) -> String? {
+        guard text.utf8.count <= maximumForwardedAddressLength, IPNetwork.parseAddress(text) != nil else { return nil }
+        return canonical(text)
     }
 
     /// The address in a canonical text form (ports and brackets dropped), or the text itself if it is no address.
