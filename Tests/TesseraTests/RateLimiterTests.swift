@@ -142,3 +142,25 @@ struct ClientAddressTests {
         #expect(resolver.clientAddress(peer: "::ffff:10.0.0.2", forwardedFor: ["198.51.100.8"]) == "198.51.100.8")
     }
 }
+
+@Suite("Shared rate limits in PostgreSQL")
+struct PostgresRateLimitStoreTests {
+    @Test func checkAndSpendIsOneDecisionUnderConcurrency() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let store = PostgresRateLimitStore(policy: RateLimitPolicy(name: "auth-failures", quota: 5, window: 60), client: client)
+            let key = "198.51.100.\(Int.random(in: 1...250))"
+            let allowed = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<40 { group.addTask { try await store.acquire(key, logger: Fixtures.logger).allowed } }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(allowed == 5)
+            // What the table holds for a key is its fixed-length digest, never the key itself.
+            let rows = try await client.query("SELECT key FROM rate_limits WHERE policy = 'auth-failures'", logger: Fixtures.logger)
+            var stored: [String] = []
+            for try await text in rows.decode(String.self) { stored.append(text) }
+            #expect(stored.contains(PostgresRateLimitStore.storedKey(key)))
+            #expect(!stored.contains(key))
+            #expect(stored.allSatisfy { $0.utf8.count == 64 })
+        }
+    }
+}

@@ -1,7 +1,9 @@
 import Logging
 import PostgresNIO
+import TokenCrypto
 
 /// GCRA in PostgreSQL: one atomic statement per decision on an UNLOGGED table, so limits hold across instances.
+/// Keys are stored as fixed-length digests, so a client cannot grow the table's rows by what it sends.
 ///
 /// The database's clock decides, so instances with skewed clocks still agree. If PostgreSQL cannot be reached
 /// the decision fails and the request is answered `503`: a limiter that cannot count does not wave requests through.
@@ -21,7 +23,7 @@ public struct PostgresRateLimitStore: RateLimitStore {
     }
 
     public func acquire(_ key: String, logger: Logger) async throws -> RateLimitDecision {
-        let (name, gcra) = (policy.name, gcra)
+        let (name, gcra, key) = (policy.name, gcra, Self.storedKey(key))
         let (interval, tolerance) = (gcra.interval, gcra.tolerance)
         return try await bounded { [client] in
             // The upsert only advances the arrival time when the request fits the budget; no row back means refused.
@@ -49,7 +51,7 @@ public struct PostgresRateLimitStore: RateLimitStore {
     }
 
     public func check(_ key: String, logger: Logger) async throws -> RateLimitDecision {
-        let name = policy.name
+        let (name, key) = (policy.name, Self.storedKey(key))
         return try await bounded { [client] in
             let rows = try await client.query(
                 """
@@ -63,6 +65,11 @@ public struct PostgresRateLimitStore: RateLimitStore {
             }
             throw StorageError.missingRow
         }
+    }
+
+    /// What the table stores for `key`: its BLAKE2b-256 digest in hexadecimal, 64 characters whatever the key.
+    static func storedKey(_ key: String) -> String {
+        Hex.encode(Blake2b.hash(utf8: key))
     }
 
     /// Runs `operation` under the store's deadline, its failures in storage's terms.
