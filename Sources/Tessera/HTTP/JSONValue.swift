@@ -105,17 +105,36 @@ enum TextRules {
         return nil
     }
 
-    /// The error for the user id of a new token, or `nil` when it is exact: 1-128 characters, no white space at
-    /// either end, and no control, format (such as zero-width) or line and paragraph separator characters, so it
-    /// reads the same in a listing and survives an HTTP header unchanged.
+    /// The error for the user id of a new token, or `nil` when it is exact: 1-128 characters, none of them a control,
+    /// invisible format (such as zero-width or bidirectional) or line or paragraph separator character, and no
+    /// white space at either end, so it reads the same in a listing and survives an HTTP header unchanged. The
+    /// characters are listed, not looked up by Unicode category, so that the OpenAPI schema's `NewUserId` pattern
+    /// says exactly the same.
     static func newUserIDProblem(_ userID: String) -> String? {
         if let problem = userIDProblem(userID) { return problem }
-        if userID.first!.isWhitespace || userID.last!.isWhitespace { return "must not start or end with white space" }
-        let invisible: Set<Unicode.GeneralCategory> = [.format, .lineSeparator, .paragraphSeparator]
-        if userID.unicodeScalars.contains(where: { invisible.contains($0.properties.generalCategory) }) {
+        if userID.unicodeScalars.contains(where: { isListed($0, in: invisibleInUserIDs) }) {
             return "must not contain format, line separator or paragraph separator characters"
         }
+        if let first = userID.unicodeScalars.first, let last = userID.unicodeScalars.last,
+            isListed(first, in: whiteSpaceAtUserIDEdges) || isListed(last, in: whiteSpaceAtUserIDEdges)
+        {
+            return "must not start or end with white space"
+        }
         return nil
+    }
+
+    /// Format and separator characters no new user id may hold (controls are refused already).
+    static let invisibleInUserIDs: [ClosedRange<UInt32>] = [
+        0xAD...0xAD, 0x600...0x605, 0x61C...0x61C, 0x6DD...0x6DD, 0x70F...0x70F, 0x180E...0x180E, 0x200B...0x200F,
+        0x2028...0x202E, 0x2060...0x206F, 0xFEFF...0xFEFF, 0xFFF9...0xFFFB,
+    ]
+    /// White space no new user id may start or end with.
+    static let whiteSpaceAtUserIDEdges: [ClosedRange<UInt32>] = [
+        0x20...0x20, 0xA0...0xA0, 0x1680...0x1680, 0x2000...0x200A, 0x202F...0x202F, 0x205F...0x205F, 0x3000...0x3000,
+    ]
+
+    private static func isListed(_ scalar: Unicode.Scalar, in ranges: [ClosedRange<UInt32>]) -> Bool {
+        ranges.contains { $0.contains(scalar.value) }
     }
 
     /// Validates a scope list, recording errors under `field`; returns it when valid.
