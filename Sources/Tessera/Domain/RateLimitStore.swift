@@ -6,11 +6,8 @@ public protocol RateLimitStore: Sendable {
     var policy: RateLimitPolicy { get }
     /// Spends one request from `key`'s budget if it has one left.
     func acquire(_ key: String, logger: Logger) async throws -> RateLimitDecision
-    /// Whether `key` could spend a request now, without spending it.
-    func check(_ key: String, logger: Logger) async throws -> RateLimitDecision
 }
 
 extension GCRALimiter: RateLimitStore {
     public func acquire(_ key: String, logger: Logger) -> RateLimitDecision { acquire(key) }
-    public func check(_ key: String, logger: Logger) -> RateLimitDecision { check(key) }
 }

@@ -111,10 +111,3 @@ public final class InvalidationFeed: Service, Sendable {
         }
     }
 }
-
-extension Duration {
-    /// The duration in whole nanoseconds.
-    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
-    /// The duration in whole milliseconds.
-    var milliseconds: Int64 { nanoseconds / 1_000_000 }
-}

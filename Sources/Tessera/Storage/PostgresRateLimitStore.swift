@@ -50,23 +50,6 @@ public struct PostgresRateLimitStore: RateLimitStore {
         }
     }
 
-    public func check(_ key: String, logger: Logger) async throws -> RateLimitDecision {
-        let (name, key) = (policy.name, Self.storedKey(key))
-        return try await bounded { [client] in
-            let rows = try await client.query(
-                """
-                SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8,
-                       (SELECT tat FROM rate_limits WHERE policy = \(name) AND key = \(key))
-                """,
-                logger: logger
-            )
-            for try await (now, stored) in rows.decode((Int64, Int64?).self) {
-                return gcra.decision(now: now, arrival: max(stored ?? now, now), allowed: gcra.admit(stored: stored, now: now).fits)
-            }
-            throw StorageError.missingRow
-        }
-    }
-
     /// What the table stores for `key`: its BLAKE2b-256 digest in hexadecimal, 64 characters whatever the key.
     static func storedKey(_ key: String) -> String {
         Hex.encode(Blake2b.hash(utf8: key))

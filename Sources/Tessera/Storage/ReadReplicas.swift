@@ -127,18 +127,13 @@ public final class ReadReplicas: Service, Sendable {
         return usable ? "usable" : "lagging beyond \(maximumLag)"
     }
 
-    private func query<Row: PostgresDecodable & Sendable>(_ client: PostgresClient, _ sql: String, as type: Row.Type) async throws -> Row {
+    /// The first row of `query` on `client`, within a second.
+    private func query<each Column: PostgresDecodable & Sendable>(
+        _ client: PostgresClient, _ query: PostgresQuery, as type: (repeat each Column).Type
+    ) async throws -> (repeat each Column) {
         try await withDeadline(.seconds(1), "no answer within 1 second") { [logger] in
-            let rows = try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
-            for try await row in rows.decode(Row.self) { return row }
-            throw StorageError.missingRow
-        }
-    }
-
-    private func query<A: PostgresDecodable & Sendable, B: PostgresDecodable & Sendable>(_ client: PostgresClient, _ sql: String, as type: (A, B).Type) async throws -> (A, B) {
-        try await withDeadline(.seconds(1), "no answer within 1 second") { [logger] in
-            let rows = try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger)
-            for try await row in rows.decode((A, B).self) { return row }
+            let rows = try await client.query(query, logger: logger)
+            for try await row in rows.decode((repeat each Column).self) { return row }
             throw StorageError.missingRow
         }
     }

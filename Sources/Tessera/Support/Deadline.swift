@@ -28,8 +28,7 @@ func withDeadline<Result: Sendable>(
                     outcome.finish(.failure(error))
                 }
             }
-            let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-            let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(nanoseconds)) {
+            let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(duration.nanoseconds)) {
                 if outcome.finish(.failure(DeadlineExceeded(description: message))) { work.cancel() }
             }
             outcome.onFinish { timer.cancel() }
@@ -98,4 +97,11 @@ private final class DeadlineRace<Result: Sendable>: Sendable {
         callback?()
         finish(.failure(CancellationError()))
     }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds.
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+    /// The duration in whole milliseconds.
+    var milliseconds: Int64 { nanoseconds / 1_000_000 }
 }
