@@ -46,35 +46,37 @@ struct LookupBatcherTests {
     }
 
     @Test func noBatchCarriesMoreThanTheMaximumKeys() async throws {
-        let fetch = RecordingFetch()
-        let batcher = LookupBatcher<Int, Int>(concurrency: 1, maximumKeys: 8, timeout: .seconds(5), timeoutMessage: "late", fetch: fetch.fetch)
+        let fetch = GatedFetch()
+        let batcher = LookupBatcher<Int, Int>(concurrency: 1, maximumKeys: 8, timeout: .seconds(60), timeoutMessage: "late", fetch: fetch.fetch)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for key in 0..<60 { group.addTask { _ = try await batcher.value(forAnyOf: [key, key + 1_000], logger: logger) } }
+            // One caller leads; the other 59 queue behind its held round trip, then go in batches.
+            try await eventually { batcher.waitingCallers == 59 }
+            fetch.openAll()
             try await group.waitForAll()
         }
         let calls = fetch.calls.withLockedValue { $0 }
         #expect(calls.allSatisfy { $0.count <= 8 })
         #expect(calls.flatMap { $0 }.count == 120)
-        // Callers do share batches, and fill them up to the maximum: not passing merely by running each caller alone.
-        #expect(calls.contains { $0.count == 8 })
+        // The queued callers share batches filled up to the maximum: 1 alone, then 14 of four callers and 1 of three.
+        #expect(calls.count == 16)
+        #expect(calls.filter { $0.count == 8 }.count == 14)
     }
 
     @Test func aFailedFetchFailsEveryCallerInItsBatchAndTheNextBatchRuns() async throws {
-        struct Refused: Error {}
-        let calls = NIOLockedValueBox<[[Int]]>([])
-        let batcher = LookupBatcher<Int, Int>(concurrency: 1, maximumKeys: 1_000, timeout: .seconds(5), timeoutMessage: "late") { keys, _ in
-            let attempt = calls.withLockedValue { $0.append(keys); return $0.count }
-            try await Task.sleep(for: .milliseconds(400))
-            if attempt == 2 { throw Refused() }
-            return Dictionary(uniqueKeysWithValues: keys.map { ($0, $0) })
-        }
+        let fetch = GatedFetch(failing: 1)
+        let batcher = LookupBatcher<Int, Int>(concurrency: 1, maximumKeys: 1_000, timeout: .seconds(60), timeoutMessage: "late", fetch: fetch.fetch)
         // The first lookup runs alone; ten callers queue behind it and go together in the second batch, whose fetch fails.
         let first = Task { try await batcher.value(forAnyOf: [0], logger: logger) }
-        try await Task.sleep(for: .milliseconds(50))
+        try await eventually { fetch.calls.withLockedValue { $0.count } == 1 }
         let queued = (1...10).map { key in Task { try await batcher.value(forAnyOf: [key], logger: logger) } }
-        // A caller asking while that batch runs (from 0.4 s to 0.8 s) goes in the third, which runs and answers it.
-        try await Task.sleep(for: .milliseconds(550))
+        try await eventually { batcher.waitingCallers == 10 }
+        fetch.open(0)
+        // A caller asking while that batch runs goes in the third, which runs and answers it.
+        try await eventually { fetch.calls.withLockedValue { $0.count } == 2 }
         let late = Task { try await batcher.value(forAnyOf: [11], logger: logger) }
+        try await eventually { batcher.waitingCallers == 1 }
+        fetch.openAll()
 
         #expect(try await first.value == 0)
         var refused = 0
@@ -82,13 +84,13 @@ struct LookupBatcherTests {
             do {
                 let value = try await caller.value
                 Issue.record("a caller in the failed batch was answered \(String(describing: value))")
-            } catch is Refused {
+            } catch is GatedFetch.Refused {
                 refused += 1
             }
         }
         #expect(refused == 10)
-        #expect(try await late.value == 11)
-        let batches = calls.withLockedValue { $0 }
+        #expect(try await late.value == nil)
+        let batches = fetch.calls.withLockedValue { $0 }
         try #require(batches.count == 3)
         #expect(batches[0] == [0])
         #expect(batches[1].sorted() == Array(1...10))  // the failed batch held all ten callers
@@ -156,19 +158,57 @@ struct LookupBatcherTests {
     }
 
     @Test func aCancelledLeaderDoesNotFailItsCompanions() async throws {
-        // Round trips of a second, so that a busy machine's scheduling delays cannot reorder the steps.
-        let fetch = RecordingFetch(delay: .milliseconds(1000))
-        let batcher = LookupBatcher<Int, Int>(concurrency: 1, maximumKeys: 100, timeout: .seconds(5), timeoutMessage: "late", fetch: fetch.fetch)
+        let fetch = GatedFetch()
+        let batcher = LookupBatcher<Int, Int>(concurrency: 1, maximumKeys: 100, timeout: .seconds(60), timeoutMessage: "late", fetch: fetch.fetch)
         let first = Task { try await batcher.value(forAnyOf: [0], logger: logger) }
-        try await Task.sleep(for: .milliseconds(50))
+        try await eventually { fetch.calls.withLockedValue { $0.count } == 1 }
         // These two wait while the first runs; the first of them then leads their shared batch.
         let leader = Task { try await batcher.value(forAnyOf: [2], logger: logger) }
-        try await Task.sleep(for: .milliseconds(20))
+        try await eventually { batcher.waitingCallers == 1 }
         let companion = Task { try await batcher.value(forAnyOf: [4], logger: logger) }
-        try await Task.sleep(for: .milliseconds(1400))  // the shared batch is running now
+        try await eventually { batcher.waitingCallers == 2 }
+        fetch.open(0)
+        try await eventually { fetch.calls.withLockedValue { $0.count } == 2 }  // the shared batch is running now
         leader.cancel()
+        fetch.open(1)
         #expect(try await first.value == 0)
         #expect(try await companion.value == 40)
         #expect(fetch.calls.withLockedValue { $0 } == [[0], [2, 4]])
+    }
+}
+
+/// A fetch that records each call's keys and holds it until the test opens it; it answers `key * 10` for even keys.
+private final class GatedFetch: Sendable {
+    struct Refused: Error {}
+
+    let calls = NIOLockedValueBox<[[Int]]>([])
+    private let opened = NIOLockedValueBox<(calls: Set<Int>, all: Bool)>(([], false))
+    private let failing: Int?
+
+    /// Creates a fetch whose call number `failing` (counted from 0), if any, throws `Refused`.
+    init(failing: Int? = nil) { self.failing = failing }
+
+    /// Lets call number `call` (counted from 0) answer.
+    func open(_ call: Int) { opened.withLockedValue { _ = $0.calls.insert(call) } }
+
+    /// Lets every call, present and future, answer.
+    func openAll() { opened.withLockedValue { $0.all = true } }
+
+    func fetch(_ keys: [Int], _ logger: Logger) async throws -> [Int: Int] {
+        let call = calls.withLockedValue { $0.append(keys); return $0.count - 1 }
+        while !opened.withLockedValue({ $0.all || $0.calls.contains(call) }) {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        if call == failing { throw Refused() }
+        return Dictionary(uniqueKeysWithValues: keys.filter { $0.isMultiple(of: 2) }.map { ($0, $0 * 10) })
+    }
+}
+
+/// Waits until `condition` holds, checking every few milliseconds, and fails after ten seconds.
+private func eventually(_ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while !condition() {
+        try #require(ContinuousClock.now < deadline, "the condition did not come true within ten seconds")
+        try await Task.sleep(for: .milliseconds(2))
     }
 }

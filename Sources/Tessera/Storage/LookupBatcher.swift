@@ -30,6 +30,9 @@ final class LookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         self.timeoutMessage = timeoutMessage
     }
 
+    /// How many callers are waiting for a batch to be free.
+    var waitingCallers: Int { state.withLockedValue { $0.waiting.count } }
+
     /// The value of the first of `keys` that has one, or `nil`.
     func value(forAnyOf keys: [Key], logger: Logger) async throws -> Value? {
         let asked = ContinuousClock.now
