@@ -170,7 +170,7 @@ func buildRouter(
     mount(VerificationController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens/verify", for: .verifier, budget: rateLimiters.verify)
     mount(ForwardAuthController(service: service).endpoints, at: "api/auth", for: .verifier, authenticator: proxyAuthenticator, budget: rateLimiters.verify)
     mount(IntrospectionController(service: service, maximumBodySize: bodyLimit).endpoints, at: "oauth2/introspect", for: .verifier, budget: rateLimiters.verify)
-    mount(TokenController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens", for: .admin, budget: rateLimiters.admin)
+    mount(TokenController(service: service, maximumBodySize: bodyLimit, allowsEveryScope: configuration.allowsEveryScope).endpoints, at: "api/tokens", for: .admin, budget: rateLimiters.admin)
     mount(AuditController(service: service).endpoints, at: "api/audit", for: .admin, budget: rateLimiters.admin)
     routeTable.record(router.routes)
     return router

@@ -44,6 +44,8 @@ public struct AppConfiguration: Sendable {
     public var publicDirectory: String
     /// The verification cache's entry lifetime and size, or `nil` when it is off (`VERIFY_CACHE=off`).
     public var verifyCache: (timeToLive: Duration, capacity: Int)?
+    /// Whether new tokens may be granted `*`, every scope (`ALLOW_WILDCARD_ALL_SCOPE`).
+    public var allowsEveryScope: Bool
 
     /// Creates a configuration from already validated parts (tests use this directly).
     public init(
@@ -65,7 +67,8 @@ public struct AppConfiguration: Sendable {
         maximumBodySize: Int = 64 * 1024,
         lastUsedFlushInterval: Duration = .seconds(5),
         publicDirectory: String = "public",
-        verifyCache: (timeToLive: Duration, capacity: Int)? = nil
+        verifyCache: (timeToLive: Duration, capacity: Int)? = nil,
+        allowsEveryScope: Bool = false
     ) {
         self.databaseURL = databaseURL
         self.hasher = hasher
@@ -86,6 +89,7 @@ public struct AppConfiguration: Sendable {
         self.lastUsedFlushInterval = lastUsedFlushInterval
         self.publicDirectory = publicDirectory
         self.verifyCache = verifyCache
+        self.allowsEveryScope = allowsEveryScope
     }
 
     /// The variables whose values are secrets: redacted wherever swift-configuration prints or reports them.
@@ -165,10 +169,12 @@ public struct AppConfiguration: Sendable {
         let shutdownGrace = try wholeNumber("SHUTDOWN_GRACE_SECONDS", default: 25, range: 0...600)
         let maximumBodySize = try wholeNumber("MAX_BODY_BYTES", default: 64 * 1024, range: 1024...1_048_576)
         let lastUsedFlush = try wholeNumber("LAST_USED_FLUSH_SECONDS", default: 5, range: 1...60)
-        let cacheOn = try value("VERIFY_CACHE").map { text in
-            guard let on = ["on": true, "off": false][text.lowercased()] else { throw ConfigurationError("VERIFY_CACHE", "must be on or off") }
+        func flag(_ name: String, default fallback: Bool, words: (on: String, off: String) = ("true", "false")) throws -> Bool {
+            guard let text = value(name) else { return fallback }
+            guard let on = [words.on: true, words.off: false][text.lowercased()] else { throw ConfigurationError(name, "must be \(words.on) or \(words.off)") }
             return on
-        } ?? true
+        }
+        let cacheOn = try flag("VERIFY_CACHE", default: true, words: ("on", "off"))
         let cacheSeconds = try wholeNumber("VERIFY_CACHE_TTL_SECONDS", default: 5, range: 1...300)
         let cacheEntries = try wholeNumber("VERIFY_CACHE_MAX_ENTRIES", default: 100_000, range: 100...10_000_000)
         self.init(
@@ -190,7 +196,8 @@ public struct AppConfiguration: Sendable {
             maximumBodySize: maximumBodySize,
             lastUsedFlushInterval: .seconds(lastUsedFlush),
             publicDirectory: value("PUBLIC_DIR") ?? "public",
-            verifyCache: cacheOn ? (.seconds(cacheSeconds), cacheEntries) : nil
+            verifyCache: cacheOn ? (.seconds(cacheSeconds), cacheEntries) : nil,
+            allowsEveryScope: try flag("ALLOW_WILDCARD_ALL_SCOPE", default: false)
         )
     }
 

@@ -148,7 +148,7 @@ enum TextRules {
         var seen = Set<String>()
         for (index, scope) in scopes.enumerated() {
             if !Scope.isValid(scope) {
-                reader.fail("\(field)[\(index)]", "must be 1 to \(Scope.maximumLength) characters of A-Z a-z 0-9 . _ : / * -")
+                reader.fail("\(field)[\(index)]", Scope.grammar)
                 valid = false
             } else if !seen.insert(scope).inserted {
                 reader.fail("\(field)[\(index)]", "repeats the scope '\(scope)'")

@@ -21,7 +21,7 @@ struct ForwardAuthController {
         let scopes = request.uri.queryParameters.getAll("scope")
         for (index, scope) in scopes.enumerated() {
             if !Scope.isValid(scope) {
-                reader.fail("scope[\(index)]", "must be 1 to \(Scope.maximumLength) characters of A-Z a-z 0-9 . _ : / * -")
+                reader.fail("scope[\(index)]", Scope.grammar)
             } else if scopes[..<index].contains(scope) {
                 reader.fail("scope[\(index)]", "repeats the scope '\(scope)'")
             }

@@ -9,6 +9,8 @@ struct TokenController {
     let service: TokenService
     /// The largest request body read, in bytes (`MAX_BODY_BYTES`).
     let maximumBodySize: Int
+    /// Whether a new token may be granted `*`, every scope (`ALLOW_WILDCARD_ALL_SCOPE`).
+    let allowsEveryScope: Bool
 
     /// Default and largest page sizes of a listing.
     static let defaultPageSize = 50
@@ -30,7 +32,10 @@ struct TokenController {
 
     /// `POST /api/tokens`: the token appears in this response only, after its row is committed.
     @Sendable func create(_ request: Request, context: CallerRequestContext) async throws -> EditedResponse<CreatedToken> {
-        let tokenRequest = try Self.tokenRequest(from: try await request.jsonObject(context: context, maximumSize: maximumBodySize))
+        let tokenRequest = try Self.tokenRequest(
+            from: try await request.jsonObject(context: context, maximumSize: maximumBodySize),
+            allowingEveryScope: allowsEveryScope
+        )
         let (token, record) = try await service.issue(tokenRequest, by: context.caller, logger: context.logger)
         return EditedResponse(
             status: .created,
@@ -100,11 +105,14 @@ struct TokenController {
     }
 
     /// Validates a create body, reporting every failing field at once.
-    static func tokenRequest(from object: [String: JSONValue]) throws -> TokenRequest {
+    static func tokenRequest(from object: [String: JSONValue], allowingEveryScope: Bool) throws -> TokenRequest {
         var reader = FieldReader(object, allowed: ["userId", "scopes", "expiresInMinutes", "name"])
         let userID = reader.string("userId", required: true)
         if let userID, let problem = TextRules.newUserIDProblem(userID) { reader.fail("userId", problem) }
         let scopes = TextRules.scopes(reader.strings("scopes"), field: "scopes", into: &reader)
+        if !allowingEveryScope, let index = scopes?.firstIndex(of: Scope.everything) {
+            reader.fail("scopes[\(index)]", "'*' grants every scope; the service refuses it unless ALLOW_WILDCARD_ALL_SCOPE=true")
+        }
         let minutes = reader.integer("expiresInMinutes", required: true, in: 1...maximumLifetimeMinutes)
         let name = reader.string("name", required: false)
         if let name {

@@ -1,0 +1,67 @@
+import Foundation
+import HummingbirdTesting
+import Testing
+
+@testable import Tessera
+
+/// What a token means: its scopes cover only what they say.
+@Suite("Token meaning")
+struct TokenMeaningTests {
+    @Test func scopesAreSegmentsWithAWildcardOnlyAsAWholeLastSegment() {
+        for scope in ["repo", "repo:read", "repo:*", "*", "a.b/c-d_e:F9", "repo:read:x", String(repeating: "a", count: 64)] {
+            #expect(Scope.isValid(scope), "\(scope)")
+        }
+        for scope in ["", "repo*", "re*po", "*:read", "repo:*:x", "repo::read", ":repo", "repo:", "repo:**", "**", "repo read", "répo", String(repeating: "a", count: 65)] {
+            #expect(!Scope.isValid(scope), "\(scope)")
+        }
+    }
+
+    @Test func aWildcardCoversOnlyTheSegmentsAfterItsOwn() {
+        #expect(Scope.covers(["repo:*"], "repo:read"))
+        #expect(Scope.covers(["repo:*"], "repo:read:x"))
+        #expect(Scope.covers(["repo:*"], "repo:*"))
+        #expect(!Scope.covers(["repo:*"], "repository"))
+        #expect(!Scope.covers(["repo:*"], "repository:read"))
+        #expect(!Scope.covers(["repo:*"], "repo"))
+        #expect(!Scope.covers(["repo:read"], "repo:*"))
+        #expect(!Scope.covers(["repo:read"], "repo:read:x"))
+        #expect(Scope.covers(["a", "*"], "anything:at:all"))
+        // A scope stored under the old rules, such as `repo*`, now matches only itself.
+        #expect(Scope.covers(["repo*"], "repo*"))
+        #expect(!Scope.covers(["repo*"], "repository:delete"))
+    }
+
+    @Test func everyScopeIsRefusedAtCreationUnlessTheServiceAllowsIt() async throws {
+        let strict = buildApplication(try Fixtures.configuration(), repository: MemoryTokenRepository(), logger: Fixtures.logger)
+        try await strict.test(.router) { client in
+            let api = APIClient(client: client)
+            let refused = try await api.send(.post, "/api/tokens", json: #"{"userId":"u","scopes":["read","*"],"expiresInMinutes":5}"#)
+            #expect(refused.status == .badRequest)
+            #expect(refused.fieldErrors["scopes[1]"]?.contains("ALLOW_WILDCARD_ALL_SCOPE=true") == true)
+            let oldWildcard = try await api.send(.post, "/api/tokens", json: #"{"userId":"u","scopes":["repo*"],"expiresInMinutes":5}"#)
+            #expect(oldWildcard.status == .badRequest)
+            #expect(oldWildcard.fieldErrors["scopes[0]"] == Scope.grammar)
+            #expect((try await api.send(.get, "/api/tokens?userId=u").json["tokens"] as? [Any])?.isEmpty == true)
+            // A segment wildcard is fine, and means what it says.
+            let created = try await api.createToken(userID: "u", scopes: ["repo:*"])
+            let token = try #require(created["token"] as? String)
+            #expect(try await api.verify(token, requiredScopes: ["repo:read:x"])["active"] as? Bool == true)
+            #expect(try await api.verify(token, requiredScopes: ["repository:delete"])["code"] as? String == "INSUFFICIENT_SCOPE")
+        }
+        var configuration = try Fixtures.configuration()
+        configuration.allowsEveryScope = true
+        let lax = buildApplication(configuration, repository: MemoryTokenRepository(), logger: Fixtures.logger)
+        try await lax.test(.router) { client in
+            let api = APIClient(client: client)
+            let token = try #require(try await api.createToken(userID: "u", scopes: ["*"])["token"] as? String)
+            #expect(try await api.verify(token, requiredScopes: ["repository:delete", "x"])["active"] as? Bool == true)
+        }
+    }
+
+    @Test func theSettingIsReadAsAFlag() throws {
+        let base = ["DATABASE_URL": "postgresql://u@localhost/db", "TOKEN_HASH_KEY": String(repeating: "ab", count: 32), "API_KEY": String(repeating: "k", count: 32)]
+        #expect(try AppConfiguration(environment: base).allowsEveryScope == false)
+        #expect(try AppConfiguration(environment: base.merging(["ALLOW_WILDCARD_ALL_SCOPE": "true"]) { $1 }).allowsEveryScope)
+        #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: base.merging(["ALLOW_WILDCARD_ALL_SCOPE": "yes"]) { $1 }) }
+    }
+}
