@@ -211,7 +211,9 @@ struct TokensCommand: AsyncParsableCommand {
                 try await repository.revoke(id: id, by: commandLineActor, logger: logger)
             }
             switch outcome {
-            case .revoked: print("revoked \(id.uuidString.lowercased())")
+            case .revoked(_, let lineage):
+                print("revoked \(id.uuidString.lowercased())")
+                for member in lineage { print("revoked \(member.uuidString.lowercased()) (same rotation lineage)") }
             case .alreadyRevoked: print("\(id.uuidString.lowercased()) was already revoked")
             case .notFound: fail("no token has id \(id.uuidString.lowercased())")
             }

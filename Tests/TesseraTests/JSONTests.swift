@@ -72,7 +72,7 @@ struct JSONTests {
             TokenRecord(
                 id: UUID(), userID: "plain", scopes: [], digest: .init(bytes: [2], keyID: 1), displayPrefix: "tsr_efgh", name: nil,
                 createdAtMicroseconds: 0, expiresAt: now.addingTimeInterval(-1), revokedAt: now.addingTimeInterval(-5), lastUsedAt: nil,
-                createdBy: "admin"),
+                createdBy: "admin", replaces: UUID(), replacedBy: UUID()),
             TokenRecord(
                 id: UUID(), userID: "old", scopes: ["*"], digest: .init(bytes: [3], keyID: 1), displayPrefix: "tsr_ijkl", name: nil,
                 createdAtMicroseconds: 951_782_400_000_000, expiresAt: now.addingTimeInterval(-10), revokedAt: nil, lastUsedAt: nil,

@@ -109,7 +109,7 @@ struct PostgresRepositoryTests {
         try await TestDatabase.withDatabase { client, _ in
             let repository = PostgresTokenRepository(client: client)
             let record = try await repository.create(newToken(), logger: logger)
-            guard case .revoked(let revoked) = try await repository.revoke(id: record.id, by: "admin", logger: logger) else {
+            guard case .revoked(let revoked, lineage: []) = try await repository.revoke(id: record.id, by: "admin", logger: logger) else {
                 Issue.record("first revoke did not revoke")
                 return
             }
@@ -216,6 +216,67 @@ struct PostgresLifecycleTests {
             _ = try await repository.revoke(id: newRecord.id, by: "admin", logger: logger)
             await #expect(throws: RotationError.notActive(.revoked)) { try await tokens.rotate(id: newRecord.id, gracePeriod: 0, by: caller, logger: logger) }
             await #expect(throws: RotationError.notFound) { try await tokens.rotate(id: UUID(), gracePeriod: 0, by: caller, logger: logger) }
+        }
+    }
+
+    @Test func revokingATokenRevokesItsWholeRotationLineage() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            let tokens = service(repository)
+            let (first, a) = try await tokens.issue(TokenRequest(userID: "line", scopes: [], lifetimeMinutes: 600), by: caller, logger: logger)
+            let (second, b) = try await tokens.rotate(id: a.id, gracePeriod: 3600, by: caller, logger: logger)
+            let (third, c) = try await tokens.rotate(id: b.id, gracePeriod: 3600, by: caller, logger: logger)
+            let (other, _) = try await tokens.issue(TokenRequest(userID: "line", scopes: [], lifetimeMinutes: 600), by: caller, logger: logger)
+            // Metadata shows both links.
+            #expect(try await repository.token(id: a.id, logger: logger)?.replacedBy == b.id)
+            let middle = try #require(try await repository.token(id: b.id, logger: logger))
+            #expect(middle.replaces == a.id && middle.replacedBy == c.id)
+            #expect(c.replaces == b.id && c.replacedBy == nil)
+
+            // Revoking the middle one ends the grace of the one it replaced and revokes the one that replaced it.
+            guard case .revoked(_, let lineage) = try await tokens.revoke(id: b.id, by: caller, logger: logger) else {
+                Issue.record("the middle token should have been revoked")
+                return
+            }
+            #expect(Set(lineage) == [a.id, c.id])
+            for token in [first, second, third] { #expect(try await tokens.verify(token.secret, logger: logger) == .inactive(.revoked)) }
+            guard case .active = try await tokens.verify(other.secret, logger: logger) else {
+                Issue.record("a token outside the lineage must stay active")
+                return
+            }
+            let rows = try await client.query(
+                "SELECT token_id, details->>'revokedWith' FROM audit_events WHERE action = 'token.revoke' ORDER BY id", logger: logger)
+            var audit: [UUID: String?] = [:]
+            for try await (id, with) in rows.decode((UUID, String?).self) { audit[id] = with }
+            #expect(audit == [b.id: nil, a.id: b.id.lowercasedString, c.id: b.id.lowercasedString])
+        }
+    }
+
+    @Test func aRotationRacingARevocationNeverLeavesALiveReplacement() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            let tokens = service(repository)
+            for trial in 0..<20 {
+                let user = "race\(trial)"
+                let (_, a) = try await tokens.issue(TokenRequest(userID: user, scopes: [], lifetimeMinutes: 600), by: caller, logger: logger)
+                let (_, b) = try await tokens.rotate(id: a.id, gracePeriod: 3600, by: caller, logger: logger)
+                // Revokes of both ends and a rotation of the live one, at once: each finishes (no deadlock, no
+                // database error), and whichever order they took, no token of the lineage is left active.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { _ = try await tokens.revoke(id: a.id, by: caller, logger: logger) }
+                    group.addTask { _ = try await tokens.revoke(id: b.id, by: caller, logger: logger) }
+                    group.addTask {
+                        do {
+                            _ = try await tokens.rotate(id: b.id, gracePeriod: 3600, by: caller, logger: logger)
+                        } catch RotationError.notActive(.revoked) {
+                            // The revocation came first.
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let page = try await repository.tokens(userID: user, status: .active, limit: 10, after: nil, logger: logger)
+                #expect(page.tokens.isEmpty, "trial \(trial) left \(page.tokens.map(\.id)) active")
+            }
         }
     }
 

@@ -4,7 +4,7 @@ import Testing
 
 @testable import Tessera
 
-/// What a token means: its scopes cover only what they say.
+/// What a token means: its scopes cover only what they say, and a revocation reaches every rotation of it.
 @Suite("Token meaning")
 struct TokenMeaningTests {
     @Test func scopesAreSegmentsWithAWildcardOnlyAsAWholeLastSegment() {
@@ -55,6 +55,29 @@ struct TokenMeaningTests {
             let api = APIClient(client: client)
             let token = try #require(try await api.createToken(userID: "u", scopes: ["*"])["token"] as? String)
             #expect(try await api.verify(token, requiredScopes: ["repository:delete", "x"])["active"] as? Bool == true)
+        }
+    }
+
+    @Test func rotationLinksShowInMetadataAndARevocationReachesTheLineage() async throws {
+        let app = buildApplication(try Fixtures.configuration(), repository: MemoryTokenRepository(), logger: Fixtures.logger)
+        try await app.test(.router) { client in
+            let api = APIClient(client: client)
+            let old = try await api.createToken(userID: "r")
+            let oldID = try #require(old["id"] as? String)
+            let rotated = try await api.send(.post, "/api/tokens/\(oldID)/rotate", json: #"{"graceSeconds":3600}"#)
+            #expect(rotated.status == .created)
+            let newID = try #require(rotated.json["id"] as? String)
+            let oldMetadata = try await api.send(.get, "/api/tokens/\(oldID)").json
+            #expect(oldMetadata["replacedBy"] as? String == newID)
+            #expect(oldMetadata["replaces"] is NSNull)
+            let newMetadata = try await api.send(.get, "/api/tokens/\(newID)").json
+            #expect(newMetadata["replaces"] as? String == oldID)
+            #expect(newMetadata["replacedBy"] is NSNull)
+            // In its grace period the old token verifies; revoking the new one ends that.
+            #expect(try await api.verify(try #require(old["token"] as? String))["active"] as? Bool == true)
+            #expect(try await api.send(.delete, "/api/tokens/\(newID)").status == .noContent)
+            #expect(try await api.verify(try #require(old["token"] as? String))["code"] as? String == "REVOKED")
+            #expect(try await api.verify(try #require(rotated.json["token"] as? String))["code"] as? String == "REVOKED")
         }
     }
 

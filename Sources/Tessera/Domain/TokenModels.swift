@@ -47,6 +47,10 @@ public struct TokenRecord: Sendable, Equatable {
     public var lastUsedAt: Date?
     /// The API key name that created it.
     public var createdBy: String
+    /// The token this one replaced, when a rotation issued it.
+    public var replaces: UUID? = nil
+    /// The token that replaced this one, when it was rotated.
+    public var replacedBy: UUID? = nil
 
     /// Creation time.
     public var createdAt: Date { Date(microsecondsSince1970: createdAtMicroseconds) }
@@ -139,8 +143,9 @@ public struct TokenPage: Sendable {
 
 /// What `revoke(id:)` found.
 public enum RevocationOutcome: Sendable, Equatable {
-    /// The token was active or expired and is now revoked.
-    case revoked(TokenRecord)
+    /// The token was active or expired and is now revoked, with the ids of the other tokens of its rotation lineage
+    /// (those it replaced and those that replaced it) that this revocation revoked.
+    case revoked(TokenRecord, lineage: [UUID])
     /// The token had been revoked before; nothing changed.
     case alreadyRevoked(TokenRecord)
     /// No token has that id.

@@ -161,13 +161,16 @@ public final class TokenService: Sendable {
         try await repository.auditEvents(query, logger: logger)
     }
 
-    /// Revokes the token `id`, evicting it from this instance's cache before answering (other instances hear of
-    /// it through the invalidation log).
+    /// Revokes the token `id` and the rest of its rotation lineage, evicting them from this instance's cache
+    /// before answering (other instances hear of it through the invalidation log).
     public func revoke(id: UUID, by caller: Caller, logger: Logger) async throws -> RevocationOutcome {
         let outcome = try await repository.revoke(id: id, by: caller.name, logger: logger)
         cache?.invalidate(tokenID: id)
-        if case .revoked = outcome {
-            logger.info("token revoked", metadata: ["token.id": "\(id.lowercasedString)", "caller": "\(caller.name)"])
+        if case .revoked(_, let lineage) = outcome {
+            for member in lineage { cache?.invalidate(tokenID: member) }
+            var metadata: Logger.Metadata = ["token.id": "\(id.lowercasedString)", "caller": "\(caller.name)"]
+            if !lineage.isEmpty { metadata["token.lineage"] = "\(lineage.map(\.lowercasedString).joined(separator: ","))" }
+            logger.info("token revoked", metadata: metadata)
         }
         return outcome
     }

@@ -8,7 +8,6 @@ public actor MemoryTokenRepository: TokenRepository {
     /// Every audit row written, oldest first.
     public private(set) var auditTrail: [AuditEvent] = []
     private var lastCreatedAt: Int64 = 0
-    private var replaced: Set<UUID> = []
 
     /// Creates an empty repository.
     public init() {}
@@ -58,10 +57,24 @@ public actor MemoryTokenRepository: TokenRepository {
     public func revoke(id: UUID, by actor: String, logger: Logger) -> RevocationOutcome {
         guard var record = records[id] else { return .notFound }
         guard record.revokedAt == nil else { return .alreadyRevoked(record) }
-        record.revokedAt = Date()
+        let now = Date()
+        record.revokedAt = now
         records[id] = record
         recordAudit(action: "token.revoke", actor: actor, token: record)
-        return .revoked(record)
+        // The rest of its rotation lineage, both ways.
+        var lineage: [UUID] = []
+        var seen: Set<UUID> = [id]
+        var next = [record.replaces, record.replacedBy].compactMap { $0 }
+        while let memberID = next.popLast() {
+            guard seen.insert(memberID).inserted, var member = records[memberID] else { continue }
+            next += [member.replaces, member.replacedBy].compactMap { $0 }
+            guard member.revokedAt == nil else { continue }
+            member.revokedAt = now
+            records[memberID] = member
+            recordAudit(action: "token.revoke", actor: actor, token: member)
+            lineage.append(memberID)
+        }
+        return .revoked(record, lineage: lineage)
     }
 
     public func rehash(id: UUID, from oldDigest: TokenDigest, to newDigest: TokenDigest, logger: Logger) {
@@ -81,7 +94,7 @@ public actor MemoryTokenRepository: TokenRepository {
         let now = Date()
         let status = old.status(at: now)
         guard status == .active else { return .notActive(status) }
-        guard !replaced.contains(id) else { return .alreadyRotated }
+        guard old.replacedBy == nil else { return .alreadyRotated }
         guard !records.values.contains(where: { $0.digest.bytes == digest.bytes }) else { throw StorageError.duplicateDigest }
         lastCreatedAt = max(lastCreatedAt + 1, now.microsecondsSince1970)
         var new = old
@@ -91,10 +104,11 @@ public actor MemoryTokenRepository: TokenRepository {
         new.createdAtMicroseconds = lastCreatedAt
         new.lastUsedAt = nil
         new.createdBy = actor
+        new.replaces = id
         old.expiresAt = min(old.expiresAt, now.addingTimeInterval(Double(graceSeconds)))
+        old.replacedBy = new.id
         records[id] = old
         records[new.id] = new
-        replaced.insert(id)
         recordAudit(action: "token.rotate", actor: actor, token: old)
         recordAudit(action: "token.create", actor: actor, token: new)
         return .rotated(new)

@@ -57,7 +57,14 @@ public struct PostgresTokenRepository: TokenRepository {
         _ id: UUID?, logger: Logger, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         defer { if let id { replicas?.changes.tokenChanged(id: id) } else { replicas?.changes.allTokensChanged() } }
-        return try await bounded { try await client.inTransaction(logger: logger) { connection in try await body(connection) } }
+        return try await bounded {
+            try await client.inTransaction(logger: logger) { connection in
+                // Every change takes the invalidation clock's lock before any token's: changes are serialized, so a
+                // revocation sees every rotation committed before it, and no two changes wait on each other's rows.
+                try await connection.query("SELECT seq FROM invalidation_clock FOR UPDATE", logger: logger)
+                return try await body(connection)
+            }
+        }
     }
 
     /// Runs `operation` counted in ``inFlight``.
@@ -75,10 +82,10 @@ public struct PostgresTokenRepository: TokenRepository {
     /// The columns every token query selects, in the order ``decodeRecords(_:)`` reads them.
     static let columns = """
         id, user_id, scopes, secret_hash, hash_key_id, display_prefix, name,
-        (extract(epoch FROM created_at) * 1000000)::int8, expires_at, revoked_at, last_used_at, created_by
+        (extract(epoch FROM created_at) * 1000000)::int8, expires_at, revoked_at, last_used_at, created_by, replaces, replaced_by
         """
 
-    typealias Row = (UUID, String, [String], ByteBuffer, Int, String, String?, Int64, Date, Date?, Date?, String)
+    typealias Row = (UUID, String, [String], ByteBuffer, Int, String, String?, Int64, Date, Date?, Date?, String, UUID?, UUID?)
 
     /// One statement, so one round trip: the token and its `token.create` audit row are inserted together or not at all.
     public func create(_ token: NewToken, logger: Logger) async throws -> TokenRecord {
@@ -164,7 +171,7 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     public func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome {
-        try await changing(id, logger: logger) { connection in
+        let outcome = try await changing(id, logger: logger) { connection -> RevocationOutcome in
             let updated = try await connection.query(
                 "UPDATE tokens SET revoked_at = now() WHERE id = \(id) AND revoked_at IS NULL RETURNING \(unescaped: Self.columns)",
                 logger: logger
@@ -172,12 +179,39 @@ public struct PostgresTokenRepository: TokenRepository {
             if let record = try await Self.decodeRecords(updated).first {
                 try await Self.recordAudit(action: "token.revoke", actor: actor, token: record, on: connection, logger: logger)
                 try await Self.announceChange(of: record.id, on: connection, logger: logger)
-                return .revoked(record)
+                // The rest of its rotation lineage, both ways: holding the clock's lock, this sees every rotation
+                // committed before it, and no rotation can add to the lineage until it commits.
+                let lineage = try await connection.query(
+                    """
+                    WITH RECURSIVE lineage(id) AS (
+                        SELECT \(id)::uuid
+                        UNION
+                        SELECT linked.id FROM lineage
+                        JOIN tokens AS member ON member.id = lineage.id
+                        JOIN tokens AS linked ON linked.id IN (member.replaces, member.replaced_by)
+                    )
+                    UPDATE tokens SET revoked_at = now() FROM lineage
+                    WHERE tokens.id = lineage.id AND tokens.revoked_at IS NULL
+                    RETURNING tokens.id, tokens.user_id
+                    """,
+                    logger: logger
+                )
+                var members: [(id: UUID, userID: String)] = []
+                for try await member in lineage.decode((UUID, String).self) { members.append(member) }
+                for member in members {
+                    try await Self.recordAudit(
+                        action: "token.revoke", actor: actor, tokenID: member.id, userID: member.userID,
+                        details: ["revokedWith": id.lowercasedString], on: connection, logger: logger)
+                    try await Self.announceChange(of: member.id, on: connection, logger: logger)
+                }
+                return .revoked(record, lineage: members.map(\.id))
             }
             let existing = try await connection.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(id)", logger: logger)
             guard let record = try await Self.decodeRecords(existing).first else { return .notFound }
             return .alreadyRevoked(record)
         }
+        if case .revoked(_, let lineage) = outcome { for member in lineage { replicas?.changes.tokenChanged(id: member) } }
+        return outcome
     }
 
     public func rehash(id: UUID, from oldDigest: TokenDigest, to newDigest: TokenDigest, logger: Logger) async throws {
@@ -213,8 +247,8 @@ public struct PostgresTokenRepository: TokenRepository {
             if state.replaced { return .alreadyRotated }
             let inserted = try await connection.query(
                 """
-                INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by)
-                SELECT user_id, scopes, \(ByteBuffer(bytes: digest.bytes)), \(digest.keyID), \(displayPrefix), name, expires_at, \(actor)
+                INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by, replaces)
+                SELECT user_id, scopes, \(ByteBuffer(bytes: digest.bytes)), \(digest.keyID), \(displayPrefix), name, expires_at, \(actor), id
                 FROM tokens WHERE id = \(id)
                 RETURNING \(unescaped: Self.columns)
                 """,
@@ -346,7 +380,7 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     private static func record(_ row: Row) -> TokenRecord {
-        let (id, userID, scopes, hash, keyID, displayPrefix, name, createdAt, expiresAt, revokedAt, lastUsedAt, createdBy) = row
+        let (id, userID, scopes, hash, keyID, displayPrefix, name, createdAt, expiresAt, revokedAt, lastUsedAt, createdBy, replaces, replacedBy) = row
         return TokenRecord(
             id: id,
             userID: userID,
@@ -358,7 +392,9 @@ public struct PostgresTokenRepository: TokenRepository {
             expiresAt: expiresAt,
             revokedAt: revokedAt,
             lastUsedAt: lastUsedAt,
-            createdBy: createdBy
+            createdBy: createdBy,
+            replaces: replaces,
+            replacedBy: replacedBy
         )
     }
 }

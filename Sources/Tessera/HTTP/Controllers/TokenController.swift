@@ -207,6 +207,8 @@ extension TokenController {
             key("lastUsedAt"); orNull(record.lastUsedAt, JSONText.write)
             key("name"); orNull(record.name, JSONText.write)
             key("prefix"); JSONText.write(record.displayPrefix, to: &buffer)
+            key("replacedBy"); orNull(record.replacedBy, JSONText.write)
+            key("replaces"); orNull(record.replaces, JSONText.write)
             key("revokedAt"); orNull(record.revokedAt, JSONText.write)
             key("scopes"); JSONText.write(record.scopes, to: &buffer)
             key("status"); JSONText.write(record.status(at: now).rawValue, to: &buffer)
@@ -241,27 +243,34 @@ struct TokenSummary: Encodable, Equatable {
     }
 }
 
-/// What lists and reads show of a token: its summary, when it was last used or revoked, and its status.
+/// What lists and reads show of a token: its summary, when it was last used or revoked, its rotation links and
+/// its status.
 struct TokenMetadata: ResponseEncodable, Equatable {
     var summary: TokenSummary
     var lastUsedAt: Date?
     var revokedAt: Date?
+    var replaces: String?
+    var replacedBy: String?
     var status: TokenStatus
 
     init(_ record: TokenRecord, at now: Date) {
         self.summary = TokenSummary(record)
         self.lastUsedAt = record.lastUsedAt
         self.revokedAt = record.revokedAt
+        self.replaces = record.replaces?.lowercasedString
+        self.replacedBy = record.replacedBy?.lowercasedString
         self.status = record.status(at: now)
     }
 
-    private enum CodingKeys: String, CodingKey { case lastUsedAt, revokedAt, status }
+    private enum CodingKeys: String, CodingKey { case lastUsedAt, revokedAt, replaces, replacedBy, status }
 
     func encode(to encoder: any Encoder) throws {
         try summary.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(lastUsedAt, forKey: .lastUsedAt)  // null when absent, as every key is always present
         try container.encode(revokedAt, forKey: .revokedAt)
+        try container.encode(replaces, forKey: .replaces)
+        try container.encode(replacedBy, forKey: .replacedBy)
         try container.encode(status, forKey: .status)
     }
 }
