@@ -50,6 +50,17 @@ async function api(method, path, body) {
   return parsed;
 }
 
+/**
+ * A query string that carries each value exactly: everything but unreserved characters is percent-encoded, so a
+ * space is %20 and a plus sign %2B (URLSearchParams would write a space as "+", which the API reads as a plus).
+ */
+function queryString(parameters) {
+  return Object.entries(parameters)
+    .filter(([, value]) => value !== null && value !== undefined && value !== "")
+    .map(([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(value)}`)
+    .join("&");
+}
+
 function formatDate(value) {
   return value ? new Date(value).toLocaleString() : "never";
 }
@@ -132,9 +143,8 @@ function renderTokens(tokens, append) {
 }
 
 async function loadTokens(append) {
-  const query = new URLSearchParams({ userId: listState.userId, status: listState.status, limit: "50" });
-  if (append && listState.cursor) query.set("cursor", listState.cursor);
-  const page = await api("GET", `/api/tokens?${query}`);
+  const cursor = append ? listState.cursor : null;
+  const page = await api("GET", `/api/tokens?${queryString({ userId: listState.userId, status: listState.status, limit: "50", cursor })}`);
   listState.cursor = page.nextCursor;
   renderTokens(page.tokens, append);
   $("more-tokens").hidden = !page.nextCursor;
@@ -144,8 +154,26 @@ async function refreshList() {
   if (listState.userId) await loadTokens(false);
 }
 
+async function loadAudit(userId) {
+  const page = await api("GET", `/api/audit?${queryString({ userId, limit: "50" })}`);
+  const rows = $("audit-rows");
+  rows.replaceChildren();
+  for (const event of page.events) {
+    const row = document.createElement("tr");
+    for (const text of [formatDate(event.occurredAt), event.action, event.actor, event.userId ?? "—", event.tokenId ?? "—"]) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.appendChild(cell);
+    }
+    rows.appendChild(row);
+  }
+  $("audit-caption").textContent = userId ? `Latest audit events for ${userId}` : "Latest audit events";
+  $("audit-table").hidden = page.events.length === 0;
+  if (page.events.length === 0) say(userId ? `No audit events for ${userId}.` : "No audit events.", "info");
+}
+
 async function revokeToken(token) {
-  if (!window.confirm(`Revoke ${token.prefix}…? Anything using it stops working at once.`)) return;
+  if (!window.confirm(`Revoke ${token.prefix}…? Anything using it, or a token it replaced or that replaced it, stops working at once.`)) return;
   clearMessage();
   try {
     await api("DELETE", `/api/tokens/${token.id}`);
@@ -197,7 +225,7 @@ document.addEventListener("DOMContentLoaded", () => {
     clearMessage();
     const name = $("create-name").value.trim();
     const body = {
-      userId: $("create-user").value.trim(),
+      userId: $("create-user").value,
       scopes: parseScopes($("create-scopes").value),
       expiresInMinutes: Number.parseInt($("create-minutes").value, 10),
     };
@@ -217,9 +245,18 @@ document.addEventListener("DOMContentLoaded", () => {
   $("list-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     clearMessage();
-    listState = { userId: $("list-user").value.trim(), status: $("list-status").value, cursor: null };
+    listState = { userId: $("list-user").value, status: $("list-status").value, cursor: null };
     try {
       await loadTokens(false);
+    } catch (error) {
+      say(error.message);
+    }
+  });
+  $("audit-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearMessage();
+    try {
+      await loadAudit($("audit-user").value);
     } catch (error) {
       say(error.message);
     }

@@ -188,6 +188,25 @@ struct UserIDTests {
         }
     }
 
+    /// Query values are percent-decoded and a `+` is a plus sign (RFC 3986), so each filter names exactly one user.
+    @Test func listAndAuditFiltersNameExactlyOneUser() async throws {
+        let app = buildApplication(try Fixtures.configuration(), repository: MemoryTokenRepository(), logger: Fixtures.logger)
+        try await app.test(.router) { client in
+            let api = APIClient(client: client)
+            let users = ["a b", "a+b", "50% & #1", "ünïcode 名前"]
+            for user in users { #expect(try await api.send(.post, "/api/tokens", json: try Self.body(userID: user)).status == .created) }
+            for user in users {
+                let encoded = try #require(user.addingPercentEncoding(withAllowedCharacters: .alphanumerics))
+                let tokens = try #require(try await api.send(.get, "/api/tokens?userId=\(encoded)").json["tokens"] as? [[String: Any]])
+                #expect(tokens.map { $0["userId"] as? String } == [user])
+                let events = try #require(try await api.send(.get, "/api/audit?userId=\(encoded)").json["events"] as? [[String: Any]])
+                #expect(events.map { $0["userId"] as? String } == [user])
+            }
+            let plus = try #require(try await api.send(.get, "/api/tokens?userId=a+b").json["tokens"] as? [[String: Any]])
+            #expect(plus.map { $0["userId"] as? String } == ["a+b"])
+        }
+    }
+
     /// A token stored before the rule (user `" admin "`) must not pass forward auth as user `admin`.
     @Test func forwardAuthNeverPassesAUserIDAHeaderWouldChange() async throws {
         let configuration = try Fixtures.configuration()

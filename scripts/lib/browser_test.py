@@ -1,6 +1,9 @@
-"""Drives Tessera's management page in headless Chromium: create a token, see it once, list, revoke, see the status change."""
+"""Drives Tessera's management page in headless Chromium: create a token, see it once, list, revoke, see the status
+change; then act on users whose ids need escaping (spaces, +, %, &, #, non-ASCII) and check that lists, revokes,
+rotations and the audit filter reach exactly that user."""
 import argparse
 import sys
+import traceback
 import time
 
 from selenium import webdriver
@@ -103,6 +106,82 @@ def main():
         wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "#token-rows tr td:nth-child(4)"), "revoked"))
         step("after revoking, the list shows the token as revoked")
 
+        # User ids that a careless query string would confuse: each list, revoke, rotation and audit filter must act
+        # on exactly the user typed.
+        tricky = ["a b", "a+b", "50% & #1", "ünïcode 名前", "a%20b"]
+
+        def fill(field_id, text):
+            field = driver.find_element(By.ID, field_id)
+            field.clear()
+            field.send_keys(text)
+
+        def create(user, name):
+            fill("create-user", user)
+            fill("create-scopes", "read")
+            fill("create-name", name)
+            driver.find_element(By.CSS_SELECTOR, "#create-form button[type=submit]").click()
+            wait.until(EC.visibility_of_element_located((By.ID, "secret-value")))
+            driver.find_element(By.ID, "dismiss-secret").click()
+
+        def listed(user):
+            """(name, status) of every token the page lists for `user`."""
+            fill("list-user", user)
+            Select(driver.find_element(By.ID, "list-status")).select_by_value("all")
+            driver.execute_script("document.getElementById('token-rows').replaceChildren(); document.getElementById('token-caption').textContent = ''")
+            driver.find_element(By.CSS_SELECTOR, "#list-form button[type=submit]").click()
+            # textContent, not the rendered text: the caption is hidden when the list is empty, and rendering folds spaces.
+            caption = f"Tokens of {user} (all)"
+            wait.until(lambda d: d.execute_script("return document.getElementById('token-caption').textContent") == caption)
+            rows = driver.find_elements(By.CSS_SELECTOR, "#token-rows tr")
+            return sorted((r.find_elements(By.TAG_NAME, "td")[1].text, r.find_elements(By.TAG_NAME, "td")[3].text) for r in rows)
+
+        for index, user in enumerate(tricky):
+            create(user, f"token {index}")
+        for index, user in enumerate(tricky):
+            assert listed(user) == [(f"token {index}", "active")], (user, listed(user))
+        step("users " + ", ".join(repr(u) for u in tricky) + " each list exactly their own token")
+
+        # Revoke the token of "a b" from its list; "a+b" and "a%20b" keep theirs.
+        listed("a b")
+        row = driver.find_element(By.CSS_SELECTOR, "#token-rows tr")
+        row.find_element(By.XPATH, ".//button[text()='Revoke']").click()
+        wait.until(EC.alert_is_present())
+        driver.switch_to.alert.accept()
+        wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "#token-rows tr td:nth-child(4)"), "revoked"))
+        assert listed("a b") == [("token 0", "revoked")], listed("a b")
+        assert listed("a+b") == [("token 1", "active")], listed("a+b")
+        assert listed("a%20b") == [("token 4", "active")], listed("a%20b")
+        step("revoking the token of 'a b' leaves those of 'a+b' and 'a%20b' active")
+
+        # Rotate the token of "50% & #1": the new token is listed under that user, the old one expired.
+        listed("50% & #1")
+        row = driver.find_element(By.CSS_SELECTOR, "#token-rows tr")
+        row.find_element(By.XPATH, ".//button[text()='Rotate']").click()
+        wait.until(EC.visibility_of_element_located((By.ID, "rotate-dialog")))
+        driver.find_element(By.CSS_SELECTOR, "#rotate-form button[value=rotate]").click()
+        wait.until(EC.visibility_of_element_located((By.ID, "secret-value")))
+        driver.find_element(By.ID, "dismiss-secret").click()
+        assert listed("50% & #1") == [("token 2", "active"), ("token 2", "expired")], listed("50% & #1")
+        for other in ["50", "50%", "50% "]:
+            assert listed(other) == [], (other, listed(other))
+        step("rotating the token of '50% & #1' keeps both tokens under exactly that user")
+
+        # The audit filter shows exactly one user's events.
+        def audited(user):
+            fill("audit-user", user)
+            driver.execute_script("document.getElementById('audit-rows').replaceChildren(); document.getElementById('audit-caption').textContent = ''")
+            driver.find_element(By.CSS_SELECTOR, "#audit-form button[type=submit]").click()
+            caption = f"Latest audit events for {user}"
+            wait.until(lambda d: d.execute_script("return document.getElementById('audit-caption').textContent") == caption)
+            rows = driver.find_elements(By.CSS_SELECTOR, "#audit-rows tr")
+            return sorted((r.find_elements(By.TAG_NAME, "td")[1].text, r.find_elements(By.TAG_NAME, "td")[3].text) for r in rows)
+
+        assert audited("a b") == [("token.create", "a b"), ("token.revoke", "a b")], audited("a b")
+        assert audited("a+b") == [("token.create", "a+b")], audited("a+b")
+        assert audited("ünïcode 名前") == [("token.create", "ünïcode 名前")], audited("ünïcode 名前")
+        assert audited("50% & #1") == [("token.create", "50% & #1"), ("token.create", "50% & #1"), ("token.rotate", "50% & #1")], audited("50% & #1")
+        step("the audit filter shows exactly the events of the user typed")
+
         # HTTP error statuses are logged as "network" entries (the test provoked a 400 on purpose); anything else,
         # such as a script error or a Content-Security-Policy violation, fails the test.
         severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE" and entry.get("source") != "network"]
@@ -118,6 +197,6 @@ def main():
 if __name__ == "__main__":
     try:
         main()
-    except Exception as error:  # report and fail
-        print(f"browser test failed: {error!r}")
+    except Exception as error:  # report and fail, saying where
+        print(f"browser test failed: {error!r}\n{traceback.format_exc()}")
         sys.exit(1)
