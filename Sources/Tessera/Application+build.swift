@@ -150,28 +150,32 @@ func buildRouter(
     let authenticator = APIKeyAuthenticator(keys: configuration.apiKeys, failures: rateLimiters.authFailures, metrics: metrics)
     var proxyAuthenticator = authenticator
     proxyAuthenticator.readsAuthorizationHeader = false  // there it carries the end user's token
-    /// Mounts `routes` at `path` for callers with `role`: API key (`401`), role (`403`), then budget (`429`), so a
+    /// Mounts `routes` at `path` for callers with `role`: API key (`401`), role (`403`), then budgets (`429`), so a
     /// forbidden caller spends no budget.
     func mount(
         _ routes: RouteCollection<CallerRequestContext>,
         at path: RouterPath,
         for role: APIKeyRole,
         authenticator: APIKeyAuthenticator = authenticator,
-        budget: any RateLimitStore
+        budgets: [RateLimitMiddleware]
     ) {
-        router.group(path)
+        var group = router.group(path)
             .add(middleware: authenticator)
             .add(middleware: AuthorizationPolicyMiddleware(RolePolicy<Caller>(role), deniedError: APIError.forbidden(needing: role), context: TesseraRequestContext.self))
-            .add(middleware: RateLimitMiddleware(budget: budget, metrics: metrics))
-            .group(context: CallerRequestContext.self)
-            .addRoutes(routes)
+        for budget in budgets { group = group.add(middleware: budget) }
+        group.group(context: CallerRequestContext.self).addRoutes(routes)
     }
+    // Verification spends the key's budget only for a well-formed token; forward auth and introspection first
+    // spend the end client's, when a trusted proxy names it.
+    let verifyBudget = RateLimitMiddleware(budget: rateLimiters.verify, spending: .callerWhenAsked, metrics: metrics)
+    let endClientBudget = RateLimitMiddleware(budget: rateLimiters.endClient, spending: .forwardedClient, metrics: metrics)
+    let adminBudget = RateLimitMiddleware(budget: rateLimiters.admin, metrics: metrics)
     let bodyLimit = configuration.maximumBodySize
-    mount(VerificationController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens/verify", for: .verifier, budget: rateLimiters.verify)
-    mount(ForwardAuthController(service: service).endpoints, at: "api/auth", for: .verifier, authenticator: proxyAuthenticator, budget: rateLimiters.verify)
-    mount(IntrospectionController(service: service, maximumBodySize: bodyLimit).endpoints, at: "oauth2/introspect", for: .verifier, budget: rateLimiters.verify)
-    mount(TokenController(service: service, maximumBodySize: bodyLimit, allowsEveryScope: configuration.allowsEveryScope).endpoints, at: "api/tokens", for: .admin, budget: rateLimiters.admin)
-    mount(AuditController(service: service).endpoints, at: "api/audit", for: .admin, budget: rateLimiters.admin)
+    mount(VerificationController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens/verify", for: .verifier, budgets: [verifyBudget])
+    mount(ForwardAuthController(service: service).endpoints, at: "api/auth", for: .verifier, authenticator: proxyAuthenticator, budgets: [endClientBudget, verifyBudget])
+    mount(IntrospectionController(service: service, maximumBodySize: bodyLimit).endpoints, at: "oauth2/introspect", for: .verifier, budgets: [endClientBudget, verifyBudget])
+    mount(TokenController(service: service, maximumBodySize: bodyLimit, allowsEveryScope: configuration.allowsEveryScope).endpoints, at: "api/tokens", for: .admin, budgets: [adminBudget])
+    mount(AuditController(service: service).endpoints, at: "api/audit", for: .admin, budgets: [adminBudget])
     routeTable.record(router.routes)
     return router
 }

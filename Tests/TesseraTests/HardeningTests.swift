@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import PostgresNIO
 import Testing
+import TokenCrypto
 
 @testable import Tessera
 
@@ -78,10 +79,69 @@ struct HardeningTests {
             #expect(limited.headers[.retryAfter] != nil)
 
             var verified = 0
-            for _ in 0..<6 where try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: #"{"token":"x"}"#).status == .ok {
+            for _ in 0..<6 where try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: Self.unknownTokenBody()).status == .ok {
                 verified += 1
             }
             #expect(verified == 5)
+        }
+    }
+
+    /// A verify body naming a well-formed token that was never issued: it needs a database lookup.
+    private static func unknownTokenBody() -> String {
+        #"{"token":"\#(AccessToken.generate(prefix: .default).secret)"}"#
+    }
+
+    /// End users behind a proxy can send junk tokens; rejecting one as `MALFORMED` takes no database work, so it
+    /// must not spend the proxy key's budget that every other user's requests need.
+    @Test func malformedTokensDoNotSpendTheKeysBudget() async throws {
+        try await withAPI(rateLimits: Self.limits(verify: 3)) { api async throws in
+            for junk in ["x", "tsr_nope", "Bearer", String(repeating: "a", count: 200)] {
+                let verify = try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: #"{"token":"\#(junk)"}"#)
+                #expect(verify.status == .ok && verify.json["code"] as? String == "MALFORMED")
+                #expect(verify.headers[HTTPField.Name("RateLimit-Policy")!] == #""verify";q=3;w=60"#)
+                #expect(verify.headers[HTTPField.Name("RateLimit")!] == nil)  // nothing was spent
+                let forwardAuth = try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: [.authorization: "Bearer \(junk)"])
+                #expect(forwardAuth.status == .unauthorized)
+                let introspection = try await api.send(
+                    .post, "/oauth2/introspect", key: Fixtures.verifierKey, headers: [.contentType: "application/x-www-form-urlencoded"], body: "token=\(junk)")
+                #expect(introspection.status == .ok && introspection.json["active"] as? Bool == false)
+            }
+            // The whole budget is still there for well-formed tokens.
+            for remaining in [2, 1, 0] {
+                let lookup = try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: Self.unknownTokenBody())
+                #expect(lookup.status == .ok && lookup.json["code"] as? String == "NOT_FOUND")
+                #expect(lookup.headers[HTTPField.Name("RateLimit")!]?.hasPrefix(#""verify";r=\#(remaining);"#) == true)
+            }
+            #expect(try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: Self.unknownTokenBody()).status == .tooManyRequests)
+        }
+    }
+
+    /// Behind a trusted proxy, each end client has a forward-auth and introspection budget of its own: one client
+    /// spending it does not touch another's, nor the proxy key's.
+    @Test func eachEndClientBehindATrustedProxyHasItsOwnBudget() async throws {
+        var limits = Self.limits(verify: 100)
+        limits.endClient = RateLimitPolicy(name: "end-client", quota: 2, window: 60)
+        let resolver = ClientAddressResolver(trustedProxies: [IPNetwork("127.0.0.0/8")!, IPNetwork("::1")!])
+        try await withAPI(rateLimits: limits, clientAddresses: resolver, mode: .live) { api async throws in
+            let noisy: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.1", .authorization: "Bearer junk"]
+            for _ in 0..<2 { #expect(try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: noisy).status == .unauthorized) }
+            let refused = try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: noisy)
+            #expect(refused.status == .tooManyRequests)
+            #expect(refused.headers[HTTPField.Name("RateLimit-Policy")!] == #""end-client";q=2;w=60"#)
+            // Introspection shares the end client's budget.
+            let introspection = try await api.send(
+                .post, "/oauth2/introspect", key: Fixtures.verifierKey,
+                headers: [HTTPField.Name("X-Forwarded-For")!: "198.51.100.1", .contentType: "application/x-www-form-urlencoded"], body: "token=junk")
+            #expect(introspection.status == .tooManyRequests)
+            // Another end client, and callers that name no end client, are untouched.
+            let quiet: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.2", .authorization: "Bearer junk"]
+            #expect(try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: quiet).status == .unauthorized)
+            for _ in 0..<5 {
+                #expect(try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: [.authorization: "Bearer junk"]).status == .unauthorized)
+            }
+            let verify = try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: Self.unknownTokenBody())
+            #expect(verify.status == .ok)
+            #expect(verify.headers[HTTPField.Name("RateLimit")!]?.hasPrefix(#""verify";r=99;"#) == true)
         }
     }
 

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Metrics
 import Prometheus
 import Testing
+import TokenCrypto
 
 @testable import Tessera
 
@@ -29,8 +30,10 @@ struct OperationsTests {
             let api = APIClient(client: client)
             let token = try #require(try await api.createToken()["token"] as? String)
             _ = try await api.verify(token)
-            _ = try await api.verify("tsr_nope")
-            #expect(try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: #"{"token":"x"}"#).status == .tooManyRequests)
+            _ = try await api.verify("tsr_nope")  // malformed: spends nothing
+            _ = try await api.verify(AccessToken.generate(prefix: .default).secret)
+            let overBudget = try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: #"{"token":"\#(AccessToken.generate(prefix: .default).secret)"}"#)
+            #expect(overBudget.status == .tooManyRequests)
 
             let metrics = try await api.send(.get, "/metrics", key: nil)
             #expect(metrics.status == .ok)

@@ -1,10 +1,13 @@
-/// The limiters of a running service: one budget per API key for admin routes and for verification, and one per
-/// client address for failed or missing authentication.
+/// The limiters of a running service: one budget per API key for admin routes and for verification, one per end
+/// client behind a trusted proxy for forward auth and introspection, and one per client address for failed or
+/// missing authentication.
 public struct RateLimiters: Sendable {
     /// Admin routes, keyed by API key name.
     public let admin: any RateLimitStore
     /// Verification, keyed by API key name.
     public let verify: any RateLimitStore
+    /// Forward auth and introspection, keyed by the end client's address that a trusted proxy forwarded.
+    public let endClient: any RateLimitStore
     /// Failed or missing authentication, keyed by client address (IPv6 by /64).
     public let authFailures: any RateLimitStore
 
@@ -12,6 +15,7 @@ public struct RateLimiters: Sendable {
     public init(_ settings: RateLimitSettings) {
         admin = GCRALimiter(policy: settings.admin, capacity: settings.maximumTrackedKeys)
         verify = GCRALimiter(policy: settings.verify, capacity: settings.maximumTrackedKeys)
+        endClient = GCRALimiter(policy: settings.endClient, capacity: settings.maximumTrackedKeys)
         authFailures = GCRALimiter(policy: settings.authFailures, capacity: settings.maximumTrackedKeys)
     }
 }
@@ -25,6 +29,8 @@ public struct RateLimitSettings: Sendable, Equatable {
     public var admin = RateLimitPolicy(name: "admin", quota: 600, window: 60)
     /// Per API key, for verification.
     public var verify = RateLimitPolicy(name: "verify", quota: 60_000, window: 60)
+    /// Per end-client address forwarded by a trusted proxy, for forward auth and introspection.
+    public var endClient = RateLimitPolicy(name: "end-client", quota: 600, window: 60)
     /// Per client address, for failed or missing authentication.
     public var authFailures = RateLimitPolicy(name: "auth-failures", quota: 20, window: 60)
     /// Keys tracked per limiter before the least recently seen is forgotten.
@@ -32,10 +38,12 @@ public struct RateLimitSettings: Sendable, Equatable {
     /// Whether budgets are shared through PostgreSQL (`RATE_LIMIT_STORE=postgres`) instead of kept in memory.
     public var sharedInPostgres = false
 
-    /// The defaults: 600 admin requests and 60,000 verifications a minute per key; 20 failed authentications a minute per client.
+    /// The defaults: 600 admin requests and 60,000 verifications a minute per key; 600 forward-auth or introspection
+    /// checks a minute per end client; 20 failed authentications a minute per client.
     public init() {}
 
-    /// Reads `RATE_LIMIT_ADMIN`, `RATE_LIMIT_VERIFY`, `RATE_LIMIT_AUTH_FAILURES` (`<quota>/<seconds>s`) and `RATE_LIMIT_MAX_KEYS`.
+    /// Reads `RATE_LIMIT_ADMIN`, `RATE_LIMIT_VERIFY`, `RATE_LIMIT_END_CLIENT`, `RATE_LIMIT_AUTH_FAILURES`
+    /// (`<quota>/<seconds>s`) and `RATE_LIMIT_MAX_KEYS`.
     public init(environment value: (String) -> String?) throws {
         func policy(_ variable: String, _ name: String, default fallback: RateLimitPolicy) throws -> RateLimitPolicy {
             guard let text = value(variable) else { return fallback }
@@ -47,6 +55,7 @@ public struct RateLimitSettings: Sendable, Equatable {
         let defaults = RateLimitSettings()
         admin = try policy("RATE_LIMIT_ADMIN", "admin", default: defaults.admin)
         verify = try policy("RATE_LIMIT_VERIFY", "verify", default: defaults.verify)
+        endClient = try policy("RATE_LIMIT_END_CLIENT", "end-client", default: defaults.endClient)
         authFailures = try policy("RATE_LIMIT_AUTH_FAILURES", "auth-failures", default: defaults.authFailures)
         guard authFailures.quota <= Self.maximumAuthFailureQuota else {
             throw ConfigurationError("RATE_LIMIT_AUTH_FAILURES", "may allow at most \(Self.maximumAuthFailureQuota) failures before blocking")

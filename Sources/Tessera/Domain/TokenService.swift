@@ -103,16 +103,20 @@ public final class TokenService: Sendable {
         return (token, record)
     }
 
-    /// Verifies `candidate`: malformed text never reaches the database, and a token found under an old key is rehashed.
-    public func verify(_ candidate: String, requiredScopes: [String] = [], at now: Date = Date(), logger: Logger) async throws -> Verification {
-        let verification = try await evaluate(candidate, requiredScopes: requiredScopes, at: now, logger: logger)
+    /// Verifies `candidate`: malformed text never reaches the database or spends `budget`, and a token found under
+    /// an old key is rehashed.
+    public func verify(
+        _ candidate: String, requiredScopes: [String] = [], at now: Date = Date(), spending budget: BudgetCharge? = nil, logger: Logger
+    ) async throws -> Verification {
+        let verification = try await evaluate(candidate, requiredScopes: requiredScopes, at: now, budget: budget, logger: logger)
         metrics?.recordVerification(verification)
         if case .active(let record) = verification { usage?.noteUse(of: record, at: now) }
         return verification
     }
 
-    private func evaluate(_ candidate: String, requiredScopes: [String], at now: Date, logger: Logger) async throws -> Verification {
+    private func evaluate(_ candidate: String, requiredScopes: [String], at now: Date, budget: BudgetCharge?, logger: Logger) async throws -> Verification {
         guard let token = AccessToken(parsing: candidate) else { return .inactive(.malformed) }
+        try await budget?.spend(logger: logger)
         let current = hasher.digest(of: token)
         let record: TokenRecord
         if let cached = cache?.record(for: current.bytes) {

@@ -85,15 +85,20 @@ public struct ClientAddressResolver: Sendable {
     /// The client's address: the peer, or, when the peer is a trusted proxy, the rightmost untrusted hop of
     /// `X-Forwarded-For` (all its values joined). A header from an untrusted peer is ignored.
     public func clientAddress(peer: String?, forwardedFor: [String]) -> String {
-        guard let peer else { return "unknown" }
-        guard !trustedProxies.isEmpty, isTrusted(peer), !forwardedFor.isEmpty else { return peer }
+        forwardedClientAddress(peer: peer, forwardedFor: forwardedFor) ?? peer ?? "unknown"
+    }
+
+    /// The client's address as a trusted proxy forwarded it, or `nil` when the peer is not a trusted proxy or
+    /// forwarded no address.
+    public func forwardedClientAddress(peer: String?, forwardedFor: [String]) -> String? {
+        guard let peer, !trustedProxies.isEmpty, !forwardedFor.isEmpty, isTrusted(peer) else { return nil }
         let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { String($0.trimmingWhitespace()) }.filter { !$0.isEmpty }
         // Only an address becomes the client's identity: a hop that is not one (a name, "unknown", junk, anything
         // longer than an address can be) leaves the peer as the client.
         for hop in hops.reversed() where !isTrusted(hop) {
-            return Self.address(hop) ?? peer
+            return Self.address(hop)
         }
-        return hops.first.flatMap(Self.address) ?? peer
+        return hops.first.flatMap(Self.address)
     }
 
     /// The longest text an address can take in `X-Forwarded-For`: a bracketed IPv6 address with a zone and a port.

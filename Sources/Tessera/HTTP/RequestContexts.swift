@@ -10,8 +10,12 @@ public struct TesseraRequestContext: AuthRequestContext, RequestContext {
     public let remoteAddress: SocketAddress?
     /// The client's address: the peer, or what a trusted proxy forwarded (set by ``ClientAddressMiddleware``).
     public var clientAddress: String
+    /// The client's address when a trusted proxy forwarded it: the end client behind that proxy.
+    public var forwardedClientAddress: String?
     /// The caller whose API key ``APIKeyAuthenticator`` accepted.
     public var identity: Caller?
+    /// The caller's budget, when a route spends it only once the request proves worth the work (verification).
+    public var budgetCharge: BudgetCharge?
     /// Responses are JSON with sorted keys and ISO 8601 dates.
     public var responseEncoder: JSONEncoder { .api }
 
@@ -27,12 +31,15 @@ public struct CallerRequestContext: ChildRequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The authenticated caller.
     public let caller: Caller
+    /// The caller's budget, when the route spends it itself (see ``TesseraRequestContext/budgetCharge``).
+    public let budgetCharge: BudgetCharge?
     /// Responses are JSON with sorted keys and ISO 8601 dates.
     public var responseEncoder: JSONEncoder { .api }
 
     public init(context: TesseraRequestContext) throws {
         self.coreContext = context.coreContext
         self.caller = try context.requireIdentity()
+        self.budgetCharge = context.budgetCharge
     }
 }
 

@@ -76,6 +76,7 @@ extension RateLimiters {
     public init(_ settings: RateLimitSettings, client: PostgresClient, timeout: Duration) {
         admin = PostgresRateLimitStore(policy: settings.admin, client: client, timeout: timeout)
         verify = PostgresRateLimitStore(policy: settings.verify, client: client, timeout: timeout)
+        endClient = PostgresRateLimitStore(policy: settings.endClient, client: client, timeout: timeout)
         authFailures = PostgresRateLimitStore(policy: settings.authFailures, client: client, timeout: timeout)
     }
 }

@@ -34,12 +34,13 @@ struct APIClient {
         _ uri: String,
         key: String? = Fixtures.adminKey,
         json: String? = nil,
-        headers extra: HTTPFields = [:]
+        headers extra: HTTPFields = [:],
+        body: String? = nil
     ) async throws -> TestResponse {
         var headers = extra
         if let key { headers[HTTPField.Name("X-API-Key")!] = key }
         if json != nil, headers[.contentType] == nil { headers[.contentType] = "application/json" }
-        return try await client.execute(uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) }) { response in
+        return try await client.execute(uri: uri, method: method, headers: headers, body: (json ?? body).map { ByteBuffer(string: $0) }) { response in
             TestResponse(status: response.status, headers: response.headers, text: String(buffer: response.body))
         }
     }

@@ -31,7 +31,7 @@ struct ForwardAuthController {
 
         guard let authorization = request.headers[.authorization] else { throw APIError.tokenMissing }
         guard let token = Credentials.bearerToken(authorization) else { throw APIError.tokenRejected(.malformed, requiredScopes: scopes) }
-        switch try await service.verify(String(token), requiredScopes: scopes, logger: context.logger) {
+        switch try await service.verify(String(token), requiredScopes: scopes, spending: context.budgetCharge, logger: context.logger) {
         case .active(let record):
             // A header cannot carry every user id exactly (white space at either end, control characters): refuse
             // rather than pass the upstream a different user.

@@ -34,7 +34,7 @@ struct IntrospectionController {
             throw APIError.validation(errors + [FieldError(field: "token", message: "is required")])
         }
         guard errors.isEmpty else { throw APIError.validation(errors) }
-        guard case .active(let record) = try await service.verify(token, logger: context.logger) else {
+        guard case .active(let record) = try await service.verify(token, spending: context.budgetCharge, logger: context.logger) else {
             return Introspection(active: false)
         }
         return Introspection(

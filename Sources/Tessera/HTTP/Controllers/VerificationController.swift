@@ -21,7 +21,7 @@ struct VerificationController {
         let token = reader.string("token", required: true)
         let requiredScopes = TextRules.scopes(reader.strings("requiredScopes"), field: "requiredScopes", into: &reader)
         guard reader.errors.isEmpty, let token else { throw APIError.validation(reader.errors) }
-        let verification = try await service.verify(token, requiredScopes: requiredScopes ?? [], logger: context.logger)
+        let verification = try await service.verify(token, requiredScopes: requiredScopes ?? [], spending: context.budgetCharge, logger: context.logger)
         if case .inactive(let reason) = verification {
             context.logger.info("token inactive", metadata: ["code": "\(reason.rawValue)", "caller": "\(context.caller.name)"])
         }

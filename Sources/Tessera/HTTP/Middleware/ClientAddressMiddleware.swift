@@ -8,10 +8,9 @@ struct ClientAddressMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        context.clientAddress = resolver.clientAddress(
-            peer: context.remoteAddress?.ipAddress,
-            forwardedFor: request.headers[values: .xForwardedFor]
-        )
+        let peer = context.remoteAddress?.ipAddress
+        context.forwardedClientAddress = resolver.forwardedClientAddress(peer: peer, forwardedFor: request.headers[values: .xForwardedFor])
+        context.clientAddress = context.forwardedClientAddress ?? peer ?? "unknown"
         return try await next(request, context)
     }
 }

@@ -1,22 +1,69 @@
 import HTTPTypes
 import Hummingbird
 import HummingbirdAuth
+import Logging
 
-/// Spends one request of the authenticated caller's budget (`429` when spent) and reports the budget in
-/// `RateLimit-Policy` and `RateLimit` on every answer, errors included.
+/// Spends one request of a budget (`429` when spent) and reports it in `RateLimit-Policy` and `RateLimit` on
+/// every answer, errors included.
+///
+/// Whose budget and when: the caller's at once (``Spending/callerAtOnce``); the caller's only when the handler
+/// asks, through the context's ``BudgetCharge`` (``Spending/callerWhenAsked``: verification, so a malformed token
+/// costs nothing); or the end client's at once, when a trusted proxy forwarded its address
+/// (``Spending/forwardedClient``: forward auth and introspection).
 struct RateLimitMiddleware: RouterMiddleware {
     typealias Context = TesseraRequestContext
+
+    /// Whose budget is spent, and when.
+    enum Spending {
+        case callerAtOnce
+        case callerWhenAsked
+        case forwardedClient
+    }
+
     let budget: any RateLimitStore
+    let spending: Spending
     let metrics: ServiceMetrics
 
+    init(budget: any RateLimitStore, spending: Spending = .callerAtOnce, metrics: ServiceMetrics) {
+        self.budget = budget
+        self.spending = spending
+        self.metrics = metrics
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let caller = try context.requireIdentity()
-        let decision = try await budget.acquire(caller.name, logger: context.logger)
-        guard decision.allowed else {
-            context.logger.notice("rate limited", metadata: ["caller": "\(caller.name)", "policy": "\(budget.policy.name)"])
-            metrics.recordRateLimited(policy: budget.policy.name)
-            throw APIError.tooManyRequests(decision, policy: budget.policy)
+        switch spending {
+        case .callerAtOnce:
+            let key = try context.requireIdentity().name
+            return try await respond(after: try await spend(key, context: context), request, context, next)
+        case .forwardedClient:
+            guard let address = context.forwardedClientAddress else { return try await next(request, context) }
+            return try await respond(after: try await spend(ClientAddressResolver.limiterKey(for: address), context: context), request, context, next)
+        case .callerWhenAsked:
+            let charge = BudgetCharge(store: budget, key: try context.requireIdentity().name)
+            var context = context
+            context.budgetCharge = charge
+            do {
+                var response = try await next(request, context)
+                addHeaderFields(of: charge, to: &response.headers)
+                return response
+            } catch let refusal as BudgetExceeded {
+                throw refused(refusal.decision, key: charge.key, context: context)
+            } catch var error as APIError {
+                addHeaderFields(of: charge, to: &error.headers)
+                throw error
+            }
         }
+    }
+
+    /// Spends one request of `key`'s budget, throwing `429` when none is left.
+    private func spend(_ key: String, context: Context) async throws -> RateLimitDecision {
+        let decision = try await budget.acquire(key, logger: context.logger)
+        guard decision.allowed else { throw refused(decision, key: key, context: context) }
+        return decision
+    }
+
+    /// Runs the rest of the chain, adding `decision`'s fields to its answer.
+    private func respond(after decision: RateLimitDecision, _ request: Request, _ context: Context, _ next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             var response = try await next(request, context)
             decision.addHeaderFields(to: &response.headers, policy: budget.policy)
@@ -24,6 +71,23 @@ struct RateLimitMiddleware: RouterMiddleware {
         } catch var error as APIError {
             decision.addHeaderFields(to: &error.headers, policy: budget.policy)
             throw error
+        }
+    }
+
+    /// The `429` for a refused request, logged and counted.
+    private func refused(_ decision: RateLimitDecision, key: String, context: Context) -> APIError {
+        let subject: Logger.MetadataValue = spending == .forwardedClient ? "client \(context.forwardedClientAddress ?? key)" : "caller \(key)"
+        context.logger.notice("rate limited", metadata: ["subject": subject, "policy": "\(budget.policy.name)"])
+        metrics.recordRateLimited(policy: budget.policy.name)
+        return APIError.tooManyRequests(decision, policy: budget.policy)
+    }
+
+    /// The charge's fields once it was spent; before that only `RateLimit-Policy`, as nothing was spent.
+    private func addHeaderFields(of charge: BudgetCharge, to fields: inout HTTPFields) {
+        if let decision = charge.decision {
+            decision.addHeaderFields(to: &fields, policy: budget.policy)
+        } else {
+            fields.append(HTTPField(name: .rateLimitPolicy, value: budget.policy.headerValue))
         }
     }
 }
