@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import HummingbirdAuth
 import Logging
 import Metrics
@@ -104,9 +105,15 @@ public func buildApplication(
     )
     // A service group stops its services in reverse order: the usage recorder's last flush runs before the
     // database client closes.
+    let (idleTimeout, readTimeout) = (configuration.idleTimeout, configuration.readTimeout)
     return Application(
         router: router,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+        server: .http1(idleTimeout: idleTimeout, readTimeout: readTimeout),
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port),
+            serverName: nil,
+            availableConnectionsDelegate: MaximumAvailableConnections(configuration.maximumConnections, logger: logger)
+        ),
         services: services + [usage],
         logger: logger
     )
@@ -128,6 +135,7 @@ func buildRouter(
     // Outside the problem middleware, so requests are counted with the status the client finally got.
     router.add(middleware: RequestMetricsMiddleware())
     router.add(middleware: ProblemMiddleware(metrics: metrics))
+    router.add(middleware: DeclaredBodySizeMiddleware(maximumSize: configuration.maximumBodySize))
     router.add(middleware: ClientAddressMiddleware(resolver: configuration.clientAddresses))
     router.add(middleware: MethodNotAllowedMiddleware(routes: routeTable))
 

@@ -112,6 +112,23 @@ struct ConfigurationTests {
         #expect(try AppConfiguration(environment: Self.valid).databaseReadURLs.isEmpty)
     }
 
+    @Test func connectionLimitsHaveSaneDefaultsAndBounds() throws {
+        let defaults = try AppConfiguration(environment: Self.valid)
+        #expect(defaults.idleTimeout == .seconds(60) && defaults.readTimeout == .seconds(10) && defaults.maximumConnections == 10_000)
+        #expect(defaults.rateLimits.endClient == RateLimitPolicy(name: "end-client", quota: 600, window: 60))
+        var environment = Self.valid
+        environment["HTTP_IDLE_TIMEOUT_SECONDS"] = "30"
+        environment["HTTP_READ_TIMEOUT_SECONDS"] = "5"
+        environment["HTTP_MAX_CONNECTIONS"] = "500"
+        environment["RATE_LIMIT_END_CLIENT"] = "100/10s"
+        let set = try AppConfiguration(environment: environment)
+        #expect(set.idleTimeout == .seconds(30) && set.readTimeout == .seconds(5) && set.maximumConnections == 500)
+        #expect(set.rateLimits.endClient.quota == 100)
+        for (name, value) in [("HTTP_IDLE_TIMEOUT_SECONDS", "0"), ("HTTP_READ_TIMEOUT_SECONDS", "301"), ("HTTP_MAX_CONNECTIONS", "many")] {
+            #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: Self.valid.merging([name: value]) { $1 }) }
+        }
+    }
+
     @Test func dotEnvFilesAreReadAndRealVariablesWin() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-env-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -46,6 +46,12 @@ public struct AppConfiguration: Sendable {
     public var verifyCache: (timeToLive: Duration, capacity: Int)?
     /// Whether new tokens may be granted `*`, every scope (`ALLOW_WILDCARD_ALL_SCOPE`).
     public var allowsEveryScope: Bool
+    /// How long a connection may sit with nothing arriving before it is closed (`HTTP_IDLE_TIMEOUT_SECONDS`).
+    public var idleTimeout: Duration
+    /// Longest a request's head and body may take to arrive, from its first byte (`HTTP_READ_TIMEOUT_SECONDS`).
+    public var readTimeout: Duration
+    /// Most connections open at once; further ones wait to be accepted (`HTTP_MAX_CONNECTIONS`).
+    public var maximumConnections: Int
 
     /// Creates a configuration from already validated parts (tests use this directly).
     public init(
@@ -68,7 +74,10 @@ public struct AppConfiguration: Sendable {
         lastUsedFlushInterval: Duration = .seconds(5),
         publicDirectory: String = "public",
         verifyCache: (timeToLive: Duration, capacity: Int)? = nil,
-        allowsEveryScope: Bool = false
+        allowsEveryScope: Bool = false,
+        idleTimeout: Duration = .seconds(60),
+        readTimeout: Duration = .seconds(10),
+        maximumConnections: Int = 10_000
     ) {
         self.databaseURL = databaseURL
         self.hasher = hasher
@@ -90,6 +99,9 @@ public struct AppConfiguration: Sendable {
         self.publicDirectory = publicDirectory
         self.verifyCache = verifyCache
         self.allowsEveryScope = allowsEveryScope
+        self.idleTimeout = idleTimeout
+        self.readTimeout = readTimeout
+        self.maximumConnections = maximumConnections
     }
 
     /// The variables whose values are secrets: redacted wherever swift-configuration prints or reports them.
@@ -197,7 +209,10 @@ public struct AppConfiguration: Sendable {
             lastUsedFlushInterval: .seconds(lastUsedFlush),
             publicDirectory: value("PUBLIC_DIR") ?? "public",
             verifyCache: cacheOn ? (.seconds(cacheSeconds), cacheEntries) : nil,
-            allowsEveryScope: try flag("ALLOW_WILDCARD_ALL_SCOPE", default: false)
+            allowsEveryScope: try flag("ALLOW_WILDCARD_ALL_SCOPE", default: false),
+            idleTimeout: .seconds(try wholeNumber("HTTP_IDLE_TIMEOUT_SECONDS", default: 60, range: 1...3600)),
+            readTimeout: .seconds(try wholeNumber("HTTP_READ_TIMEOUT_SECONDS", default: 10, range: 1...300)),
+            maximumConnections: try wholeNumber("HTTP_MAX_CONNECTIONS", default: 10_000, range: 1...1_000_000)
         )
     }
 

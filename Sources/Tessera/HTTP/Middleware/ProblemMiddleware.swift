@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOHTTP1
 
 /// Turns every error a handler throws into a problem response: database outages become `503` with
 /// `Retry-After`, anything unexpected a generic `500`.
@@ -17,6 +18,10 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 context.logger.notice("caller forbidden", metadata: ["detail": "\(error.detail ?? "")"])
             }
             return try error.response(from: request, context: context)
+        } catch let error as HTTPParserError {
+            // The client sent a body HTTP cannot frame: its mistake, not the server's.
+            context.logger.info("unreadable request body", metadata: ["error": "\(error)"])
+            return try APIError.unreadableBody.response(from: request, context: context)
         } catch let error as any HTTPResponseError {
             // Hummingbird's own errors (unknown route, body too large): keep their status, drop their text.
             return ProblemDetails(type: "about:blank", title: error.status.reasonPhrase, status: error.status.code, requestId: context.requestID)
