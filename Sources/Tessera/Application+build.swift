@@ -7,6 +7,7 @@ import Metrics
 import Prometheus
 import PostgresNIO
 import ServiceLifecycle
+import TokenCrypto
 
 /// The composition root for production: PostgreSQL storage, the schema checked (or migrated) before the server starts.
 ///
@@ -28,6 +29,15 @@ public func buildApplication(
             "API key shorter than \(APIKeyRing.recommendedSecretLength) characters: prefer a generated one (tessera api-key generate)",
             metadata: ["key": "\(credential.name)"]
         )
+    }
+    for url in [configuration.databaseURL] + configuration.databaseReadURLs where url.isExposedInTransit {
+        logger.warning(
+            "the database is reached over the network with sslmode=\(url.tlsMode.rawValue): use sslmode=verify-full (with sslrootcert=<CA file> for a private CA) so the link cannot be read or the server impersonated",
+            metadata: ["database": "\(url.address)"]
+        )
+    }
+    if metricsRegistry != nil, configuration.metricsKey == nil, !["127.0.0.1", "::1", "localhost"].contains(configuration.host) {
+        logger.notice("/metrics is open to anyone who can reach \(configuration.host):\(configuration.port); set METRICS_KEY to require a bearer key")
     }
     let timeout = configuration.databaseTimeout
     let cache = configuration.verifyCache.map { VerificationCache(timeToLive: $0.timeToLive, capacity: $0.capacity) }
@@ -88,7 +98,7 @@ public func buildApplication(
 ) -> Application<RouterResponder<TesseraRequestContext>> {
     let rateLimiters = rateLimiters ?? RateLimiters(configuration.rateLimits)
     let metrics = ServiceMetrics(
-        rateLimitPolicies: [rateLimiters.admin, rateLimiters.verify, rateLimiters.authFailures].map(\.policy.name),
+        rateLimitPolicies: [rateLimiters.admin, rateLimiters.verify, rateLimiters.endClient, rateLimiters.authFailures].map(\.policy.name),
         databasePoolSize: configuration.databasePoolSize
     )
     let usage = UsageRecorder(repository: repository, interval: configuration.lastUsedFlushInterval, logger: logger)
@@ -146,8 +156,14 @@ func buildRouter(
     }
     WebPage(directory: configuration.publicDirectory, logger: logger)?.addRoutes(to: router)
     if let metricsRegistry {
-        router.get("metrics") { _, _ in
-            Response(
+        let requiredKey = configuration.metricsKey.map { Blake2b.hash(utf8: $0) }
+        router.get("metrics") { request, _ in
+            if let requiredKey {
+                // Compared as fixed-length digests in constant time, like API keys.
+                let presented = request.headers[.authorization].flatMap(Credentials.bearerToken).map { Blake2b.hash(utf8: String($0)) }
+                guard let presented, ConstantTime.equals(presented, requiredKey) else { throw APIError.metricsKeyRequired }
+            }
+            return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: metricsRegistry.emitToBuffer()))
@@ -195,6 +211,14 @@ struct HealthStatus: ResponseEncodable {
 }
 
 extension APIError {
+    /// `401` from `/metrics` when `METRICS_KEY` is set and the request does not carry it as a bearer token.
+    static let metricsKeyRequired = APIError(
+        .unauthorized,
+        type: "urn:tessera:problem:unauthenticated",
+        detail: "Send METRICS_KEY as Authorization: Bearer <key>.",
+        headers: [.wwwAuthenticate: #"Bearer realm="tessera-metrics""#]
+    )
+
     /// `503` from `/readyz`: the database cannot be reached or its schema is not current.
     static let notReady = APIError(
         .serviceUnavailable,

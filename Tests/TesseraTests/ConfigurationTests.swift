@@ -102,6 +102,18 @@ struct ConfigurationTests {
         #expect(throws: ConfigurationError.self) { try DatabaseURL("postgresql://u@db/x?sslcert=/client.pem") }
     }
 
+    @Test func aDatabaseOverTheNetworkWithoutVerifyFullIsExposed() throws {
+        for text in ["postgresql://u@db.internal/x", "postgresql://u@10.0.0.5/x?sslmode=require", "postgresql://u@127.example.com/x"] {
+            #expect(try DatabaseURL(text).isExposedInTransit, "\(text)")
+        }
+        for text in [
+            "postgresql://u@db.internal/x?sslmode=verify-full", "postgresql://u@localhost/x", "postgresql://u@127.0.0.1/x?sslmode=disable",
+            "postgresql://u@[::1]/x", "postgresql://u@/x?host=/var/run/postgresql",
+        ] {
+            #expect(try !DatabaseURL(text).isExposedInTransit, "\(text)")
+        }
+    }
+
     @Test func readReplicasAreACommaSeparatedList() throws {
         var environment = Self.valid
         environment["DATABASE_READ_URL"] = "postgresql://u:p@replica-1:5433/tokens, postgresql://u:p@replica-2/tokens?sslmode=require"

@@ -234,6 +234,31 @@ struct HardeningTests {
         }
     }
 
+    /// A shared limiter that cannot reach PostgreSQL cannot count, so it must not wave requests through (or answer
+    /// `500`): every route it guards answers `503` with `Retry-After`, failed authentications included.
+    @Test func aLimiterThatCannotCountAnswers503() async throws {
+        let url = try DatabaseURL("postgresql://tessera@127.0.0.1:1/tessera?sslmode=disable")
+        var clientConfiguration = url.clientConfiguration
+        clientConfiguration.options.connectTimeout = .seconds(1)
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: Fixtures.logger)
+        let limiters = RateLimiters(RateLimitSettings(), client: client, timeout: .seconds(1))
+        let app = buildApplication(
+            try Fixtures.configuration(), repository: MemoryTokenRepository(), services: [client], rateLimiters: limiters, logger: Fixtures.logger)
+        try await app.test(.router) { client in
+            let api = APIClient(client: client)
+            let unknownToken = #"{"token":"\#(AccessToken.generate(prefix: .default).secret)"}"#
+            for response in [
+                try await api.send(.get, "/api/tokens?userId=u"),
+                try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: unknownToken),
+                try await api.send(.get, "/api/tokens?userId=u", key: "wrong-key-wrong-key-1"),
+            ] {
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.headers[.retryAfter] != nil)
+                #expect(response.json["type"] as? String == "urn:tessera:problem:database-unavailable")
+            }
+        }
+    }
+
     @Test func withPostgresDownDatabaseRoutesAnswer503QuicklyAndHealthStaysUp() async throws {
         // Nothing listens on port 1: every connection attempt is refused.
         let url = try DatabaseURL("postgresql://tessera@127.0.0.1:1/tessera?sslmode=disable")

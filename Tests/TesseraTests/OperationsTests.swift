@@ -50,6 +50,25 @@ struct OperationsTests {
         }
     }
 
+    @Test func metricsCanRequireABearerKey() async throws {
+        var configuration = try Fixtures.configuration()
+        configuration.metricsKey = "metrics-key-0123456789"
+        let app = buildApplication(configuration, repository: MemoryTokenRepository(), metricsRegistry: TestMetrics.registry, logger: Fixtures.logger)
+        try await app.test(.router) { client in
+            let api = APIClient(client: client)
+            for authorization in [nil, "Bearer wrong-key-0123456789", "Basic bWV0cmljcy1rZXktMDEyMzQ1Njc4OQ==", "Bearer metrics-key-012345678"] {
+                let refused = try await api.send(.get, "/metrics", key: nil, headers: authorization.map { [.authorization: $0] } ?? [:])
+                #expect(refused.status == .unauthorized, "\(authorization ?? "no header")")
+                #expect(refused.headers[.wwwAuthenticate] == #"Bearer realm="tessera-metrics""#)
+                #expect(!refused.text.contains("tessera_"))
+            }
+            // An API key is not the metrics key.
+            #expect(try await api.send(.get, "/metrics", key: Fixtures.adminKey).status == .unauthorized)
+            let allowed = try await api.send(.get, "/metrics", key: nil, headers: [.authorization: "Bearer metrics-key-0123456789"])
+            #expect(allowed.status == .ok && allowed.text.contains("tessera_"))
+        }
+    }
+
     /// A route and method of its own, so that the process-wide registry's series for them are this test's alone;
     /// counts are compared with their values before, so the test can run again in the same process.
     @Test(.timeLimit(.minutes(1))) func requestMetricsCountTimeAndTrackEachRequest() async throws {

@@ -52,6 +52,8 @@ public struct AppConfiguration: Sendable {
     public var readTimeout: Duration
     /// Most connections open at once; further ones wait to be accepted (`HTTP_MAX_CONNECTIONS`).
     public var maximumConnections: Int
+    /// The bearer key `/metrics` requires, or `nil` when it is open (`METRICS_KEY`).
+    public var metricsKey: String?
 
     /// Creates a configuration from already validated parts (tests use this directly).
     public init(
@@ -77,7 +79,8 @@ public struct AppConfiguration: Sendable {
         allowsEveryScope: Bool = false,
         idleTimeout: Duration = .seconds(60),
         readTimeout: Duration = .seconds(10),
-        maximumConnections: Int = 10_000
+        maximumConnections: Int = 10_000,
+        metricsKey: String? = nil
     ) {
         self.databaseURL = databaseURL
         self.hasher = hasher
@@ -102,10 +105,11 @@ public struct AppConfiguration: Sendable {
         self.idleTimeout = idleTimeout
         self.readTimeout = readTimeout
         self.maximumConnections = maximumConnections
+        self.metricsKey = metricsKey
     }
 
     /// The variables whose values are secrets: redacted wherever swift-configuration prints or reports them.
-    static let secretVariables: Set<String> = ["API_KEY", "API_KEYS", "TOKEN_HASH_KEY", "TOKEN_HASH_OLD_KEYS", "DATABASE_URL", "DATABASE_READ_URL"]
+    static let secretVariables: Set<String> = ["API_KEY", "API_KEYS", "TOKEN_HASH_KEY", "TOKEN_HASH_OLD_KEYS", "DATABASE_URL", "DATABASE_READ_URL", "METRICS_KEY"]
 
     /// `environment` (the process's unless given) over the `.env` file at `dotEnvPath`, when there is one: real
     /// variables win.
@@ -212,7 +216,13 @@ public struct AppConfiguration: Sendable {
             allowsEveryScope: try flag("ALLOW_WILDCARD_ALL_SCOPE", default: false),
             idleTimeout: .seconds(try wholeNumber("HTTP_IDLE_TIMEOUT_SECONDS", default: 60, range: 1...3600)),
             readTimeout: .seconds(try wholeNumber("HTTP_READ_TIMEOUT_SECONDS", default: 10, range: 1...300)),
-            maximumConnections: try wholeNumber("HTTP_MAX_CONNECTIONS", default: 10_000, range: 1...1_000_000)
+            maximumConnections: try wholeNumber("HTTP_MAX_CONNECTIONS", default: 10_000, range: 1...1_000_000),
+            metricsKey: try value("METRICS_KEY").map { key in
+                guard key.utf8.count >= 16, key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+                    throw ConfigurationError("METRICS_KEY", "must be at least 16 printable characters without spaces")
+                }
+                return key
+            }
         )
     }
 

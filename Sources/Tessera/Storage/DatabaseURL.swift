@@ -14,6 +14,14 @@ public struct DatabaseURL: Sendable, CustomStringConvertible {
 
     /// The server's host name or address, or a socket directory when it starts with `/`.
     public var host: String
+
+    /// Whether the connection leaves this machine unauthenticated: the server is not on loopback or a Unix
+    /// socket, and `sslmode` is weaker than `verify-full`, so the link can be read or the server impersonated.
+    public var isExposedInTransit: Bool {
+        let loopback = host.hasPrefix("/") || ["localhost", "::1", "[::1]"].contains(host.lowercased())
+            || (host.hasPrefix("127.") && host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." })
+        return tlsMode != .verifyFull && !loopback
+    }
     /// The server's port.
     public var port: Int
     /// The role to connect as.

@@ -23,6 +23,9 @@ public enum MigrationError: Error, CustomStringConvertible, Equatable {
     case duplicateVersion(Int)
     case edited(name: String)
     case outdated(pending: [String])
+    case badRoleName(String)
+    case roleIsOwner(String)
+    case roleMissing(String)
 
     public var description: String {
         switch self {
@@ -32,6 +35,9 @@ public enum MigrationError: Error, CustomStringConvertible, Equatable {
         case .edited(let name): "migration \(name) was changed after it was applied; add a new migration instead"
         case .outdated(let pending):
             "the database schema is out of date (pending: \(pending.joined(separator: ", "))): run `tessera migrate`, or start with `tessera serve --migrate`"
+        case .badRoleName(let role): "runtime role \(role) must be 1-63 characters of a-z, 0-9 and _, not starting with a digit"
+        case .roleIsOwner(let role): "runtime role \(role) owns the schema; name a separate role with fewer privileges"
+        case .roleMissing(let role): "runtime role \(role) does not exist; create it first (CREATE ROLE \(role) LOGIN PASSWORD '...')"
         }
     }
 }
@@ -103,6 +109,49 @@ public struct Migrator: Sendable {
             }
         }
         return applied
+    }
+
+    /// What `tessera serve` needs of each table, and no more: audit rows can be added and read, never changed or
+    /// deleted; no table can be truncated, altered or dropped (only its owner can).
+    public static let runtimePrivileges: KeyValuePairs<String, String> = [
+        "tokens": "SELECT, INSERT, UPDATE, DELETE",
+        "audit_events": "SELECT, INSERT",
+        "rate_limits": "SELECT, INSERT, UPDATE, DELETE",
+        "invalidation_clock": "SELECT, UPDATE",
+        "token_invalidations": "SELECT, INSERT, DELETE",
+        "schema_migrations": "SELECT",
+    ]
+
+    /// Gives `role` exactly ``runtimePrivileges`` (and use of the schema), revoking anything else it had on these
+    /// tables. Run by the schema's owner after migrating, so a new table is granted as it arrives.
+    public func grantRuntimePrivileges(to role: String, logger: Logger) async throws {
+        // An identifier cannot be a bind parameter: only a plain lower-case name is accepted, then quoted.
+        guard (1...63).contains(role.utf8.count), role.utf8.first.map({ !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) == true,
+            role.utf8.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "_") })
+        else { throw MigrationError.badRoleName(role) }
+        try await client.inTransaction(logger: logger) { connection in
+            let facts = try await connection.query(
+                """
+                SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = \(role)),
+                       (SELECT tableowner FROM pg_tables WHERE tablename = 'tokens' AND schemaname = current_schema()) = \(role),
+                       current_schema()
+                """,
+                logger: logger
+            )
+            var schema = ""
+            for try await (exists, owns, current) in facts.decode((Bool, Bool?, String).self) {
+                guard exists else { throw MigrationError.roleMissing(role) }
+                guard owns != true else { throw MigrationError.roleIsOwner(role) }
+                schema = current
+            }
+            let quotedSchema = "\"" + schema.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            try await connection.query("GRANT USAGE ON SCHEMA \(unescaped: quotedSchema) TO \(unescaped: role)", logger: logger)
+            for (table, privileges) in Self.runtimePrivileges {
+                try await connection.query("REVOKE ALL ON \(unescaped: table) FROM \(unescaped: role)", logger: logger)
+                try await connection.query("GRANT \(unescaped: privileges) ON \(unescaped: table) TO \(unescaped: role)", logger: logger)
+            }
+        }
+        logger.info("runtime role granted its privileges", metadata: ["role": "\(role)"])
     }
 
     /// Throws ``MigrationError/outdated(pending:)`` unless every known migration is applied unchanged.
@@ -210,10 +259,14 @@ enum SQLScript {
 
 extension Migrator {
     /// Connects to `databaseURL`, applies pending migrations and disconnects; for `tessera migrate`.
-    public static func migrate(_ databaseURL: DatabaseURL, migrations: [Migration], logger: Logger) async throws -> [String] {
+    /// Applies pending migrations at `databaseURL`, then grants `runtimeRole`, when given, what `tessera serve` needs.
+    public static func migrate(_ databaseURL: DatabaseURL, migrations: [Migration], runtimeRole: String? = nil, logger: Logger) async throws -> [String] {
         try await withPostgresClient(databaseURL, logger: logger) { client in
             try await withDeadline(.seconds(30), "PostgreSQL at \(databaseURL) could not be reached within 30 seconds (the log above says why)") {
-                try await Migrator(client: client, migrations: migrations).migrate(logger: logger)
+                let migrator = Migrator(client: client, migrations: migrations)
+                let applied = try await migrator.migrate(logger: logger)
+                if let runtimeRole { try await migrator.grantRuntimePrivileges(to: runtimeRole, logger: logger) }
+                return applied
             }
         }
     }
