@@ -148,6 +148,21 @@ async function loadTokens(append) {
   listState.cursor = page.nextCursor;
   renderTokens(page.tokens, append);
   $("more-tokens").hidden = !page.nextCursor;
+  $("revoke-all").hidden = false;
+}
+
+async function revokeAllTokens() {
+  const userId = listState.userId;
+  if (!userId) return;
+  if (!window.confirm(`Revoke every active token of ${userId}? Anything using them stops working at once.`)) return;
+  clearMessage();
+  try {
+    const result = await api("POST", "/api/tokens/revoke", { userId });
+    await refreshList();
+    say(`Revoked ${result.revoked} active token${result.revoked === 1 ? "" : "s"} of ${userId}.`, "info");
+  } catch (error) {
+    say(error.message);
+  }
 }
 
 async function refreshList() {
@@ -252,6 +267,7 @@ document.addEventListener("DOMContentLoaded", () => {
       say(error.message);
     }
   });
+  $("revoke-all").addEventListener("click", revokeAllTokens);
   $("audit-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     clearMessage();

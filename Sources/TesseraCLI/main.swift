@@ -200,17 +200,33 @@ struct TokensCommand: AsyncParsableCommand {
     }
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a token by id; audited as cli:<user>.")
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a token by id (with its rotation lineage), or every active token of a user with --user; audited as cli:<user>."
+        )
 
         @Argument(help: "The token's id (a UUID).")
-        var id: String
+        var id: String?
+
+        @Option(name: .customLong("user"), help: "Revoke every active token of this user instead, in one transaction.")
+        var userID: String?
 
         func validate() throws {
-            guard UUID(uuidString: id) != nil else { throw ValidationError("the id must be a UUID") }
+            switch (id, userID) {
+            case (nil, nil), (.some, .some): throw ValidationError("give either a token id or --user, not both")
+            case (.some(let id), nil): guard UUID(uuidString: id) != nil else { throw ValidationError("the id must be a UUID") }
+            case (nil, .some(let userID)): guard !userID.isEmpty else { throw ValidationError("--user needs a user id") }
+            }
         }
 
         func run() async throws {
-            let id = UUID(uuidString: id)!
+            if let userID {
+                let revoked = try await withRepository { repository, logger in
+                    try await repository.revokeAll(userID: userID, by: commandLineActor, logger: logger)
+                }
+                print("revoked \(revoked.count) active token(s) of the user")
+                return
+            }
+            let id = UUID(uuidString: id!)!
             let outcome = try await withRepository { repository, logger in
                 try await repository.revoke(id: id, by: commandLineActor, logger: logger)
             }

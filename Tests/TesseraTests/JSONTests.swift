@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import Testing
+import TokenCrypto
 
 @testable import Tessera
 
@@ -84,6 +85,29 @@ struct JSONTests {
             #expect(String(buffer: written) == String(decoding: encoded, as: UTF8.self))
         }
         #expect(String(buffer: TokenController.TokenList(records: [], at: now, nextCursor: nil).body) == #"{"nextCursor":null,"tokens":[]}"#)
+    }
+
+    @Test func handWrittenCreatedTokenMatchesJSONEncoder() throws {
+        struct Expected: Encodable {
+            var summary: TokenSummary
+            var token: String
+            enum CodingKeys: String, CodingKey { case token }
+            func encode(to encoder: any Encoder) throws {
+                try summary.encode(to: encoder)
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(token, forKey: .token)
+            }
+        }
+        let token = AccessToken.generate(prefix: .default)
+        for (user, name) in [("u\"ser\\\n\u{01}é", "CI \"deploy\"" as String?), ("plain", nil)] {
+            let record = TokenRecord(
+                id: UUID(), userID: user, scopes: ["read", "a\"b"], digest: .init(bytes: [1], keyID: 1), displayPrefix: token.displayPrefix,
+                name: name, createdAtMicroseconds: 1_795_930_000_123_456, expiresAt: Date(timeIntervalSince1970: 1_795_933_600), revokedAt: nil,
+                lastUsedAt: nil, createdBy: "admin")
+            let written = TokenController.CreatedToken(record: record, token: token).body
+            let encoded = try JSONEncoder.api.encode(Expected(summary: TokenSummary(record), token: token.secret))
+            #expect(String(buffer: written) == String(decoding: encoded, as: UTF8.self))
+        }
     }
 
     @Test func handWrittenVerifyAnswersMatchJSONEncoder() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import HummingbirdTesting
 import Testing
 
@@ -78,6 +79,27 @@ struct TokenMeaningTests {
             #expect(try await api.send(.delete, "/api/tokens/\(newID)").status == .noContent)
             #expect(try await api.verify(try #require(old["token"] as? String))["code"] as? String == "REVOKED")
             #expect(try await api.verify(try #require(rotated.json["token"] as? String))["code"] as? String == "REVOKED")
+        }
+    }
+
+    @Test func everyActiveTokenOfAUserCanBeRevokedAtOnce() async throws {
+        let app = buildApplication(try Fixtures.configuration(), repository: MemoryTokenRepository(), logger: Fixtures.logger)
+        try await app.test(.router) { client in
+            let api = APIClient(client: client)
+            let tokens = [try await api.createToken(userID: "a b"), try await api.createToken(userID: "a b")].compactMap { $0["token"] as? String }
+            let bystander = try #require(try await api.createToken(userID: "a+b")["token"] as? String)
+            let revoked = try await api.send(.post, "/api/tokens/revoke", json: #"{"userId":"a b"}"#)
+            #expect(revoked.status == .ok)
+            #expect(revoked.json["revoked"] as? Int == 2)
+            #expect(revoked.headers[HTTPField.Name("RateLimit-Policy")!] != nil)
+            for token in tokens { #expect(try await api.verify(token)["code"] as? String == "REVOKED") }
+            #expect(try await api.verify(bystander)["active"] as? Bool == true)
+            #expect(try await api.send(.post, "/api/tokens/revoke", json: #"{"userId":"a b"}"#).json["revoked"] as? Int == 0)
+            // A verifier key may not; a bad body names the field.
+            #expect(try await api.send(.post, "/api/tokens/revoke", key: Fixtures.verifierKey, json: #"{"userId":"a b"}"#).status == .forbidden)
+            let bad = try await api.send(.post, "/api/tokens/revoke", json: #"{"userId":""}"#)
+            #expect(bad.status == .badRequest && bad.fieldErrors["userId"] != nil)
+            #expect(try await api.send(.post, "/api/tokens/revoke", json: #"{"user":"a b"}"#).status == .badRequest)
         }
     }
 

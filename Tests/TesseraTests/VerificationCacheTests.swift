@@ -133,6 +133,41 @@ struct VerificationCacheTests {
         }
     }
 
+    @Test func revokingEveryTokenOfAUserIsOneTransactionAndReachesEveryCache() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let logger = Fixtures.logger
+            let repository = PostgresTokenRepository(client: client)
+            let service = TokenService(repository: repository, hasher: TokenHasher(currentKey: Fixtures.hashKey), prefix: .default)
+            var issued: [(token: AccessToken, id: UUID)] = []
+            for _ in 0..<3 {
+                let (token, record) = try await service.issue(TokenRequest(userID: "leaky", scopes: [], lifetimeMinutes: 60), by: caller, logger: logger)
+                issued.append((token, record.id))
+            }
+            _ = try await service.revoke(id: issued[2].id, by: caller, logger: logger)
+            let (other, _) = try await service.issue(TokenRequest(userID: "leaky2", scopes: [], lifetimeMinutes: 60), by: caller, logger: logger)
+            let observer = RecordingObserver()
+            let feed = InvalidationFeed(client: client, observers: [observer], logger: logger)
+            let start = try await feed.poll(after: nil)
+
+            #expect(try await service.revokeAll(userID: "leaky", by: caller, logger: logger) == 2)
+            // Each revoked token is in the invalidation log, numbered after everything before it.
+            #expect(try await feed.poll(after: start) == start + 2)
+            #expect(Set(observer.events.dropFirst()) == Set(issued.prefix(2).map { "token \($0.id)" }))
+            for (token, _) in issued { #expect(try await service.verify(token.secret, logger: logger) == .inactive(.revoked)) }
+            guard case .active = try await service.verify(other.secret, logger: logger) else {
+                Issue.record("another user's token must stay active")
+                return
+            }
+            let rows = try await client.query(
+                "SELECT user_id, token_id IS NULL, details->>'revoked' FROM audit_events WHERE action = 'tokens.revoke'", logger: logger)
+            var audit: [String] = []
+            for try await (user, noToken, count) in rows.decode((String, Bool, String).self) { audit.append("\(user) \(noToken) \(count)") }
+            #expect(audit == ["leaky true 2"])
+            // Again: nothing left to revoke, still one audited event per request.
+            #expect(try await service.revokeAll(userID: "leaky", by: caller, logger: logger) == 0)
+        }
+    }
+
     @Test func changesAreNumberedInCommitOrderAndAPurgeReachesEveryEntry() async throws {
         try await TestDatabase.withDatabase { client, _ in
             let logger = Fixtures.logger

@@ -166,6 +166,18 @@ def main():
             assert listed(other) == [], (other, listed(other))
         step("rotating the token of '50% & #1' keeps both tokens under exactly that user")
 
+        # Revoke every active token of "a+b" at once (with a second one made for it); "a%20b" keeps its token.
+        create("a+b", "token 5")
+        listed("a+b")
+        driver.find_element(By.ID, "revoke-all").click()
+        wait.until(EC.alert_is_present())
+        assert "every active token of a+b" in driver.switch_to.alert.text, driver.switch_to.alert.text
+        driver.switch_to.alert.accept()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "message"), "Revoked 2 active tokens of a+b"))
+        assert listed("a+b") == [("token 1", "revoked"), ("token 5", "revoked")], listed("a+b")
+        assert listed("a%20b") == [("token 4", "active")], listed("a%20b")
+        step("revoking all of 'a+b''s tokens revokes exactly those two")
+
         # The audit filter shows exactly one user's events.
         def audited(user):
             fill("audit-user", user)
@@ -177,7 +189,7 @@ def main():
             return sorted((r.find_elements(By.TAG_NAME, "td")[1].text, r.find_elements(By.TAG_NAME, "td")[3].text) for r in rows)
 
         assert audited("a b") == [("token.create", "a b"), ("token.revoke", "a b")], audited("a b")
-        assert audited("a+b") == [("token.create", "a+b")], audited("a+b")
+        assert audited("a+b") == [("token.create", "a+b"), ("token.create", "a+b"), ("tokens.revoke", "a+b")], audited("a+b")
         assert audited("ünïcode 名前") == [("token.create", "ünïcode 名前")], audited("ünïcode 名前")
         assert audited("50% & #1") == [("token.create", "50% & #1"), ("token.create", "50% & #1"), ("token.rotate", "50% & #1")], audited("50% & #1")
         step("the audit filter shows exactly the events of the user typed")

@@ -179,6 +179,15 @@ public final class TokenService: Sendable {
         return outcome
     }
 
+    /// Revokes every active token of `userID` at once (incident response), evicting each from this instance's cache
+    /// before answering; returns how many were revoked.
+    public func revokeAll(userID: String, by caller: Caller, logger: Logger) async throws -> Int {
+        let revoked = try await repository.revokeAll(userID: userID, by: caller.name, logger: logger)
+        for id in revoked { cache?.invalidate(tokenID: id) }
+        logger.notice("every active token of a user revoked", metadata: ["count": "\(revoked.count)", "caller": "\(caller.name)"])
+        return revoked.count
+    }
+
     /// Replaces an active token with a new one (same user, scopes, name and expiry), shown once; the old token
     /// stays valid for at most `gracePeriod` more.
     public func rotate(id: UUID, gracePeriod: Int, by caller: Caller, logger: Logger) async throws -> (token: AccessToken, record: TokenRecord) {

@@ -44,6 +44,21 @@ enum JSONText {
         buffer.writeInteger(UInt8(ascii: "\""))
     }
 
+    /// Writes `text` as a JSON string, or `null`.
+    static func write(orNull text: String?, to buffer: inout ByteBuffer) {
+        if let text { write(text, to: &buffer) } else { buffer.writeStaticString("null") }
+    }
+
+    /// Writes `id` as a JSON string, or `null`.
+    static func write(orNull id: UUID?, to buffer: inout ByteBuffer) {
+        if let id { write(id, to: &buffer) } else { buffer.writeStaticString("null") }
+    }
+
+    /// Writes `date` as a JSON string, or `null`.
+    static func write(orNull date: Date?, to buffer: inout ByteBuffer) {
+        if let date { write(date, to: &buffer) } else { buffer.writeStaticString("null") }
+    }
+
     /// Writes an array of strings.
     static func write(_ values: [String], to buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "["))
@@ -147,5 +162,24 @@ enum JSONText {
             }
             self.count += count
         }
+    }
+}
+
+/// A JSON object being written member by member: keys are written as given, so callers give them sorted.
+struct JSONObjectText {
+    private var hasMembers = false
+
+    /// Writes the separator and `"name":`; the value follows.
+    mutating func key(_ name: StaticString, in buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: hasMembers ? "," : "{"))
+        hasMembers = true
+        buffer.writeInteger(UInt8(ascii: "\""))
+        buffer.writeStaticString(name)
+        buffer.writeStaticString("\":")
+    }
+
+    /// Closes the object (an empty one when no key was written).
+    func end(in buffer: inout ByteBuffer) {
+        buffer.writeStaticString(hasMembers ? "}" : "{}")
     }
 }

@@ -76,7 +76,7 @@ public final class InvalidationFeed: Service, Sendable {
             serving.record(current ? 1 : 0)
             if started - lastPrune > .seconds(600) {
                 lastPrune = started
-                try? await client.query("DELETE FROM token_invalidations WHERE occurred_at < now() - \(Self.retention)::interval", logger: logger)
+                _ = try? await client.query("DELETE FROM token_invalidations WHERE occurred_at < now() - \(Self.retention)::interval", logger: logger)
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(until: started + self.interval) }
         }

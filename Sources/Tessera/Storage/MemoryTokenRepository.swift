@@ -77,6 +77,15 @@ public actor MemoryTokenRepository: TokenRepository {
         return .revoked(record, lineage: lineage)
     }
 
+    public func revokeAll(userID: String, by actor: String, logger: Logger) -> [UUID] {
+        let now = Date()
+        let active = records.values.filter { $0.userID == userID && $0.status(at: now) == .active }.map(\.id)
+        for id in active { records[id]?.revokedAt = now }
+        auditTrail.append(
+            AuditEvent(id: Int64(auditTrail.count + 1), occurredAt: now, actor: actor, action: "tokens.revoke", tokenID: nil, userID: userID))
+        return active
+    }
+
     public func rehash(id: UUID, from oldDigest: TokenDigest, to newDigest: TokenDigest, logger: Logger) {
         guard records[id]?.digest == oldDigest else { return }
         records[id]?.digest = newDigest

@@ -51,12 +51,26 @@ public struct PostgresTokenRepository: TokenRepository {
         try await counted { try await StorageError.translating { try await withDeadline(timeout, Self.timeoutMessage(timeout), operation: operation) } }
     }
 
-    /// Runs `body` in a bounded transaction that changes token `id` (every token when `nil`); afterwards this
-    /// instance reads the primary for it at once, without waiting for the invalidation feed.
+    /// Which tokens a change touches, so that this instance reads the primary for them at once, without waiting for
+    /// the invalidation feed.
+    private enum Touched {
+        case token(UUID)
+        case everyToken
+        /// The caller notes the tokens itself, from what the change returned.
+        case notedByCaller
+    }
+
+    /// Runs `body` in a bounded transaction that changes the `touched` tokens, then notes them as changed.
     private func changing<Result: Sendable>(
-        _ id: UUID?, logger: Logger, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+        _ touched: Touched, logger: Logger, _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        defer { if let id { replicas?.changes.tokenChanged(id: id) } else { replicas?.changes.allTokensChanged() } }
+        defer {
+            switch touched {
+            case .token(let id): replicas?.changes.tokenChanged(id: id)
+            case .everyToken: replicas?.changes.allTokensChanged()
+            case .notedByCaller: break
+            }
+        }
         return try await bounded {
             try await client.inTransaction(logger: logger) { connection in
                 // Every change takes the invalidation clock's lock before any token's: changes are serialized, so a
@@ -171,7 +185,7 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     public func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome {
-        let outcome = try await changing(id, logger: logger) { connection -> RevocationOutcome in
+        let outcome = try await changing(.token(id), logger: logger) { connection -> RevocationOutcome in
             let updated = try await connection.query(
                 "UPDATE tokens SET revoked_at = now() WHERE id = \(id) AND revoked_at IS NULL RETURNING \(unescaped: Self.columns)",
                 logger: logger
@@ -214,6 +228,39 @@ public struct PostgresTokenRepository: TokenRepository {
         return outcome
     }
 
+    /// One statement: the revocations, their entries in the invalidation log (numbered after the clock, whose lock
+    /// ``changing(_:logger:_:)`` holds) and the audit row.
+    public func revokeAll(userID: String, by actor: String, logger: Logger) async throws -> [UUID] {
+        let revoked = try await changing(.notedByCaller, logger: logger) { connection in
+            let rows = try await connection.query(
+                """
+                WITH revoked AS (
+                    UPDATE tokens SET revoked_at = now()
+                    WHERE user_id = \(userID) AND revoked_at IS NULL AND expires_at > now()
+                    RETURNING id
+                ), counted AS (
+                    SELECT count(*) AS n FROM revoked
+                ), tick AS (
+                    UPDATE invalidation_clock SET seq = seq + (SELECT n FROM counted) RETURNING seq - (SELECT n FROM counted) AS first
+                ), logged AS (
+                    INSERT INTO token_invalidations (seq, token_id)
+                    SELECT tick.first + row_number() OVER (), revoked.id FROM revoked, tick
+                ), audited AS (
+                    INSERT INTO audit_events (actor, action, user_id, details)
+                    SELECT \(actor), 'tokens.revoke', \(userID), jsonb_build_object('revoked', n::text) FROM counted
+                )
+                SELECT id FROM revoked
+                """,
+                logger: logger
+            )
+            var ids: [UUID] = []
+            for try await id in rows.decode(UUID.self) { ids.append(id) }
+            return ids
+        }
+        for id in revoked { replicas?.changes.tokenChanged(id: id) }
+        return revoked
+    }
+
     public func rehash(id: UUID, from oldDigest: TokenDigest, to newDigest: TokenDigest, logger: Logger) async throws {
         _ = try await bounded {
             try await client.query(
@@ -234,7 +281,7 @@ public struct PostgresTokenRepository: TokenRepository {
         by actor: String,
         logger: Logger
     ) async throws -> RotationOutcome {
-        try await changing(id, logger: logger) { connection in
+        try await changing(.token(id), logger: logger) { connection in
             let current = try await connection.query(
                 "SELECT revoked_at IS NOT NULL, expires_at <= now(), replaced_by IS NOT NULL FROM tokens WHERE id = \(id) FOR UPDATE",
                 logger: logger
@@ -289,7 +336,7 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     public func purge(olderThan age: Int, by actor: String, logger: Logger) async throws -> Int {
-        try await changing(nil, logger: logger) { connection in
+        try await changing(.everyToken, logger: logger) { connection in
             let rows = try await connection.query(
                 """
                 WITH purged AS (

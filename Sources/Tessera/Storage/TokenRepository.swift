@@ -14,6 +14,9 @@ public protocol TokenRepository: Sendable {
     func tokens(userID: String, status: TokenStatusFilter, limit: Int, after cursor: TokenCursor?, logger: Logger) async throws -> TokenPage
     /// Revokes the token with `id`, recording a `token.revoke` audit row when its state changes.
     func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome
+    /// Revokes every active token of `userID` in one transaction, with one `tokens.revoke` audit row; returns
+    /// their ids.
+    func revokeAll(userID: String, by actor: String, logger: Logger) async throws -> [UUID]
     /// Issues a new token in place of the active token `id`: same user, scopes, name and expiry, stored under
     /// `digest`; the old token's expiry becomes at most `graceSeconds` from now. Audited as `token.rotate` (old) and
     /// `token.create` (new) in the same transaction.

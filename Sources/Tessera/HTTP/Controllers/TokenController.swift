@@ -25,6 +25,7 @@ struct TokenController {
             .get("{id}", use: show)
             .delete("{id}", use: revoke)
             .post("{id}/rotate", use: rotate)
+            .post("revoke", use: revokeAll)
     }
 
     /// Longest time a rotated-out token may stay valid: one day.
@@ -74,6 +75,20 @@ struct TokenController {
         case .notFound:
             throw APIError.tokenNotFound
         }
+    }
+
+    /// `POST /api/tokens/revoke` `{"userId"}`: every active token of the user, revoked in one transaction.
+    @Sendable func revokeAll(_ request: Request, context: CallerRequestContext) async throws -> RevokedCount {
+        var reader = FieldReader(try await request.jsonObject(context: context, maximumSize: maximumBodySize), allowed: ["userId"])
+        let userID = reader.string("userId", required: true)
+        if let userID, let problem = TextRules.userIDProblem(userID) { reader.fail("userId", problem) }
+        guard reader.errors.isEmpty, let userID else { throw APIError.validation(reader.errors) }
+        return RevokedCount(revoked: try await service.revokeAll(userID: userID, by: context.caller, logger: context.logger))
+    }
+
+    /// The body of `POST /api/tokens/revoke`.
+    struct RevokedCount: ResponseEncodable {
+        var revoked: Int
     }
 
     /// `POST /api/tokens/{id}/rotate` `{"graceSeconds"}`: a new token in place of an active one, shown once.
@@ -143,22 +158,34 @@ extension TokenController {
         }
     }
 
-    /// The body of `201 Created`: what every answer shows of a token and, this once, the token itself.
-    struct CreatedToken: ResponseEncodable {
-        var summary: TokenSummary
+    /// The body of `201 Created`: what every answer shows of a token and, this once, the token itself, written
+    /// straight into the response buffer as `JSONEncoder.api` would write it (tested; docs/architecture.md).
+    struct CreatedToken: ResponseGenerator {
+        var record: TokenRecord
         var token: String
 
         init(record: TokenRecord, token: AccessToken) {
-            self.summary = TokenSummary(record)
+            self.record = record
             self.token = token.secret
         }
 
-        private enum CodingKeys: String, CodingKey { case token }
+        var body: ByteBuffer {
+            var buffer = ByteBufferAllocator().buffer(capacity: 320 + record.userID.utf8.count)
+            var object = JSONObjectText()
+            object.key("createdAt", in: &buffer); JSONText.write(record.createdAt, to: &buffer)
+            object.key("expiresAt", in: &buffer); JSONText.write(record.expiresAt, to: &buffer)
+            object.key("id", in: &buffer); JSONText.write(record.id, to: &buffer)
+            object.key("name", in: &buffer); JSONText.write(orNull: record.name, to: &buffer)
+            object.key("prefix", in: &buffer); JSONText.write(record.displayPrefix, to: &buffer)
+            object.key("scopes", in: &buffer); JSONText.write(record.scopes, to: &buffer)
+            object.key("token", in: &buffer); JSONText.write(token, to: &buffer)
+            object.key("userId", in: &buffer); JSONText.write(record.userID, to: &buffer)
+            object.end(in: &buffer)
+            return buffer
+        }
 
-        func encode(to encoder: any Encoder) throws {
-            try summary.encode(to: encoder)
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(token, forKey: .token)
+        func response(from request: Request, context: some RequestContext) -> Response {
+            JSONText.response(body)
         }
     }
 
@@ -190,30 +217,20 @@ extension TokenController {
 
         /// One record as ``TokenMetadata`` encodes it, keys sorted.
         private static func write(_ record: TokenRecord, at now: Date, to buffer: inout ByteBuffer) {
-            var separator: StaticString = "{"
-            func key(_ name: StaticString) {
-                buffer.writeStaticString(separator)
-                separator = ","
-                buffer.writeInteger(UInt8(ascii: "\""))
-                buffer.writeStaticString(name)
-                buffer.writeStaticString("\":")
-            }
-            func orNull<Value>(_ value: Value?, _ write: (Value, inout ByteBuffer) -> Void) {
-                if let value { write(value, &buffer) } else { buffer.writeStaticString("null") }
-            }
-            key("createdAt"); JSONText.write(record.createdAt, to: &buffer)
-            key("expiresAt"); JSONText.write(record.expiresAt, to: &buffer)
-            key("id"); JSONText.write(record.id, to: &buffer)
-            key("lastUsedAt"); orNull(record.lastUsedAt, JSONText.write)
-            key("name"); orNull(record.name, JSONText.write)
-            key("prefix"); JSONText.write(record.displayPrefix, to: &buffer)
-            key("replacedBy"); orNull(record.replacedBy, JSONText.write)
-            key("replaces"); orNull(record.replaces, JSONText.write)
-            key("revokedAt"); orNull(record.revokedAt, JSONText.write)
-            key("scopes"); JSONText.write(record.scopes, to: &buffer)
-            key("status"); JSONText.write(record.status(at: now).rawValue, to: &buffer)
-            key("userId"); JSONText.write(record.userID, to: &buffer)
-            buffer.writeStaticString("}")
+            var object = JSONObjectText()
+            object.key("createdAt", in: &buffer); JSONText.write(record.createdAt, to: &buffer)
+            object.key("expiresAt", in: &buffer); JSONText.write(record.expiresAt, to: &buffer)
+            object.key("id", in: &buffer); JSONText.write(record.id, to: &buffer)
+            object.key("lastUsedAt", in: &buffer); JSONText.write(orNull: record.lastUsedAt, to: &buffer)
+            object.key("name", in: &buffer); JSONText.write(orNull: record.name, to: &buffer)
+            object.key("prefix", in: &buffer); JSONText.write(record.displayPrefix, to: &buffer)
+            object.key("replacedBy", in: &buffer); JSONText.write(orNull: record.replacedBy, to: &buffer)
+            object.key("replaces", in: &buffer); JSONText.write(orNull: record.replaces, to: &buffer)
+            object.key("revokedAt", in: &buffer); JSONText.write(orNull: record.revokedAt, to: &buffer)
+            object.key("scopes", in: &buffer); JSONText.write(record.scopes, to: &buffer)
+            object.key("status", in: &buffer); JSONText.write(record.status(at: now).rawValue, to: &buffer)
+            object.key("userId", in: &buffer); JSONText.write(record.userID, to: &buffer)
+            object.end(in: &buffer)
         }
 
         func response(from request: Request, context: some RequestContext) -> Response {
