@@ -198,7 +198,10 @@ func buildRouter(
     mount(VerificationController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens/verify", for: .verifier, budgets: [verifyBudget])
     mount(ForwardAuthController(service: service).endpoints, at: "api/auth", for: .verifier, authenticator: proxyAuthenticator, budgets: [endClientBudget, verifyBudget])
     mount(IntrospectionController(service: service, maximumBodySize: bodyLimit).endpoints, at: "oauth2/introspect", for: .verifier, budgets: [endClientBudget, verifyBudget])
-    mount(TokenController(service: service, maximumBodySize: bodyLimit, allowsEveryScope: configuration.allowsEveryScope).endpoints, at: "api/tokens", for: .admin, budgets: [adminBudget])
+    mount(TokenController(
+            service: service, maximumBodySize: bodyLimit, allowsEveryScope: configuration.allowsEveryScope,
+            keyNames: Set(configuration.apiKeys.credentials.map(\.name))
+        ).endpoints, at: "api/tokens", for: .admin, budgets: [adminBudget])
     mount(AuditController(service: service).endpoints, at: "api/audit", for: .admin, budgets: [adminBudget])
     routeTable.record(router.routes)
     return router

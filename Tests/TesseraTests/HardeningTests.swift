@@ -181,7 +181,7 @@ struct HardeningTests {
         try await withAPI { api in
             for (method, path, allow) in [
                 (HTTPRequest.Method.post, "/healthz", "GET"),
-                (.put, "/api/tokens/\(UUID())", "DELETE, GET"),
+                (.put, "/api/tokens/\(UUID())", "DELETE, GET, PATCH"),
                 (.get, "/api/tokens/verify", "POST"),
                 (.delete, "/api/tokens", "GET, POST"),
             ] {

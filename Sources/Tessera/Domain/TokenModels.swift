@@ -51,6 +51,8 @@ public struct TokenRecord: Sendable, Equatable {
     public var replaces: UUID? = nil
     /// The token that replaced this one, when it was rotated.
     public var replacedBy: UUID? = nil
+    /// Who may verify it, from where, whether it is paused, and what data it carries.
+    public var policy = TokenPolicy()
 
     /// Creation time.
     public var createdAt: Date { Date(microsecondsSince1970: createdAtMicroseconds) }
@@ -63,6 +65,31 @@ public struct TokenRecord: Sendable, Equatable {
 
     /// Where a listing continues after this token.
     public var cursor: TokenCursor { TokenCursor(createdAtMicroseconds: createdAtMicroseconds, id: id) }
+}
+
+/// What an issuer may say about one token beyond its scopes and expiry; every part is optional.
+public struct TokenPolicy: Sendable, Equatable {
+    /// Names of the API keys that may verify the token; `nil` lets any verifier.
+    public var audiences: [String]?
+    /// Networks the end client must come from; `nil` means anywhere.
+    public var allowedNetworks: [IPNetwork]?
+    /// Data the issuer attached, as a compact JSON object, returned by verification and never interpreted.
+    public var meta: String?
+    /// Whether the token may be used now; a paused token answers `DISABLED` until it is resumed.
+    public var enabled: Bool
+
+    /// Creates a policy; the defaults restrict nothing.
+    public init(audiences: [String]? = nil, allowedNetworks: [IPNetwork]? = nil, meta: String? = nil, enabled: Bool = true) {
+        self.audiences = audiences
+        self.allowedNetworks = allowedNetworks
+        self.meta = meta
+        self.enabled = enabled
+    }
+
+    /// Most audiences, and most networks, one token may name.
+    public static let maximumEntries = 32
+    /// Largest `meta`, in bytes of compact JSON.
+    public static let maximumMetaBytes = 4096
 }
 
 /// What the repository needs to store a new token.
@@ -81,6 +108,73 @@ public struct NewToken: Sendable {
     public var lifetimeMinutes: Int
     /// The API key name that created it.
     public var createdBy: String
+    /// Its audiences, networks and data.
+    public var policy = TokenPolicy()
+}
+
+/// Changes to a token's editable fields; `nil` leaves a field as it is, and `.some(nil)` clears an optional one.
+public struct TokenChanges: Sendable, Equatable {
+    public var name: String??
+    /// New scopes, each covered by the token's current ones: scopes can only be narrowed.
+    public var scopes: [String]?
+    /// A new expiry, no later than the current one: a token's life can only be shortened.
+    public var expiresAt: Date?
+    public var audiences: [String]??
+    public var allowedNetworks: [IPNetwork]??
+    public var meta: String??
+    public var enabled: Bool?
+
+    /// Creates an empty set of changes.
+    public init() {}
+
+    /// The API names of the fields this changes, sorted.
+    public var fieldNames: [String] {
+        [
+            name.map { _ in "name" }, scopes.map { _ in "scopes" }, expiresAt.map { _ in "expiresAt" }, audiences.map { _ in "audiences" },
+            allowedNetworks.map { _ in "allowedCidrs" }, meta.map { _ in "meta" }, enabled.map { _ in "enabled" },
+        ].compactMap { $0 }.sorted()
+    }
+
+    /// Why these changes may not be made to `record` at `now`, field by field; empty when they may.
+    public func refusals(for record: TokenRecord, at now: Date) -> [(field: String, message: String)] {
+        var refusals: [(field: String, message: String)] = []
+        for (index, scope) in (scopes ?? []).enumerated() where !Scope.covers(record.scopes, scope) {
+            refusals.append(("scopes[\(index)]", "is not covered by the token's scopes; scopes can only be narrowed"))
+        }
+        if let expiresAt {
+            if expiresAt > record.expiresAt {
+                refusals.append(("expiresAt", "is later than the token's expiry; a token's life can only be shortened"))
+            } else if expiresAt <= now {
+                refusals.append(("expiresAt", "must be in the future; revoke the token to end it now"))
+            }
+        }
+        return refusals
+    }
+
+    /// `record` with these changes made.
+    public func applied(to record: TokenRecord) -> TokenRecord {
+        var record = record
+        if let name { record.name = name }
+        if let scopes { record.scopes = scopes }
+        if let expiresAt { record.expiresAt = min(record.expiresAt, expiresAt) }
+        if let audiences { record.policy.audiences = audiences }
+        if let allowedNetworks { record.policy.allowedNetworks = allowedNetworks }
+        if let meta { record.policy.meta = meta }
+        if let enabled { record.policy.enabled = enabled }
+        return record
+    }
+}
+
+/// What the repository's `update(id:with:by:logger:)` found.
+public enum UpdateOutcome: Sendable {
+    /// The token now reads as returned.
+    case updated(TokenRecord)
+    /// No token has that id.
+    case notFound
+    /// The token is revoked; nothing about it can change.
+    case revoked
+    /// The changes break the rules (scopes only narrow, expiry only shortens): nothing changed.
+    case refused([(field: String, message: String)])
 }
 
 /// What the repository's `rotate(id:)` found.

@@ -12,8 +12,28 @@ public enum InactiveReason: String, Sendable, Codable, CaseIterable {
     case expired = "EXPIRED"
     /// Revoked.
     case revoked = "REVOKED"
+    /// Paused by an admin (`enabled: false`); it can be resumed.
+    case disabled = "DISABLED"
+    /// The token names its audiences, and the verifying API key is not one of them.
+    case wrongAudience = "WRONG_AUDIENCE"
+    /// The token names networks, and the end client is outside them or its address is unknown.
+    case ipNotAllowed = "IP_NOT_ALLOWED"
     /// Active, but missing a required scope.
     case insufficientScope = "INSUFFICIENT_SCOPE"
+}
+
+/// Who asks whether a token may be used: the API key's name, and the end client's address when it is known.
+public struct Verifier: Sendable, Equatable {
+    /// The verifying API key's name, checked against a token's audiences.
+    public var name: String
+    /// The end client's address, checked against a token's networks.
+    public var clientAddress: String?
+
+    /// Creates a verifier.
+    public init(name: String, clientAddress: String? = nil) {
+        self.name = name
+        self.clientAddress = clientAddress
+    }
 }
 
 /// The outcome of verifying a presented token.
@@ -34,13 +54,16 @@ public struct TokenRequest: Sendable, Equatable {
     public var lifetimeMinutes: Int
     /// An optional label.
     public var name: String?
+    /// Its audiences, networks and data.
+    public var policy: TokenPolicy
 
-    /// Creates a request; callers validate the fields first (see ``TokenRequestValidation``).
-    public init(userID: String, scopes: [String], lifetimeMinutes: Int, name: String? = nil) {
+    /// Creates a request; callers validate the fields first.
+    public init(userID: String, scopes: [String], lifetimeMinutes: Int, name: String? = nil, policy: TokenPolicy = TokenPolicy()) {
         self.userID = userID
         self.scopes = scopes
         self.lifetimeMinutes = lifetimeMinutes
         self.name = name
+        self.policy = policy
     }
 }
 
@@ -92,7 +115,8 @@ public final class TokenService: Sendable {
                 digest: hasher.digest(of: token),
                 displayPrefix: token.displayPrefix,
                 lifetimeMinutes: request.lifetimeMinutes,
-                createdBy: caller.name
+                createdBy: caller.name,
+                policy: request.policy
             ),
             logger: logger
         )
@@ -105,16 +129,21 @@ public final class TokenService: Sendable {
 
     /// Verifies `candidate`: malformed text never reaches the database or spends `budget`, and a token found under
     /// an old key is rehashed.
+    ///
+    /// A token that names audiences or networks is checked against `verifier`; without one it is refused.
     public func verify(
-        _ candidate: String, requiredScopes: [String] = [], at now: Date = Date(), spending budget: BudgetCharge? = nil, logger: Logger
+        _ candidate: String, requiredScopes: [String] = [], at now: Date = Date(), by verifier: Verifier? = nil, spending budget: BudgetCharge? = nil,
+        logger: Logger
     ) async throws -> Verification {
-        let verification = try await evaluate(candidate, requiredScopes: requiredScopes, at: now, budget: budget, logger: logger)
+        let verification = try await evaluate(candidate, requiredScopes: requiredScopes, at: now, verifier: verifier, budget: budget, logger: logger)
         metrics?.recordVerification(verification)
         if case .active(let record) = verification { usage?.noteUse(of: record, at: now) }
         return verification
     }
 
-    private func evaluate(_ candidate: String, requiredScopes: [String], at now: Date, budget: BudgetCharge?, logger: Logger) async throws -> Verification {
+    private func evaluate(
+        _ candidate: String, requiredScopes: [String], at now: Date, verifier: Verifier?, budget: BudgetCharge?, logger: Logger
+    ) async throws -> Verification {
         guard let token = AccessToken(parsing: candidate) else { return .inactive(.malformed) }
         try await budget?.spend(logger: logger)
         let current = hasher.digest(of: token)
@@ -139,8 +168,20 @@ public final class TokenService: Sendable {
         case .expired: return .inactive(.expired)
         case .active: break
         }
+        if let refusal = Self.refusal(by: record.policy, to: verifier) { return .inactive(refusal) }
         guard requiredScopes.allSatisfy({ Scope.covers(record.scopes, $0) }) else { return .inactive(.insufficientScope) }
         return .active(record)
+    }
+
+    /// Why `policy` refuses `verifier`, or `nil` when it allows it: a paused token, a verifier outside its audiences,
+    /// an end client outside its networks (or of unknown address).
+    static func refusal(by policy: TokenPolicy, to verifier: Verifier?) -> InactiveReason? {
+        guard policy.enabled else { return .disabled }
+        if let audiences = policy.audiences, !audiences.contains(where: { $0 == verifier?.name }) { return .wrongAudience }
+        if let networks = policy.allowedNetworks {
+            guard let address = verifier?.clientAddress, networks.contains(where: { $0.contains(address: address) }) else { return .ipNotAllowed }
+        }
+        return nil
     }
 
     /// Whether the verification cache answers now: `off` when there is none, `bypassed` while the invalidation feed
@@ -175,6 +216,18 @@ public final class TokenService: Sendable {
             var metadata: Logger.Metadata = ["token.id": "\(id.lowercasedString)", "caller": "\(caller.name)"]
             if !lineage.isEmpty { metadata["token.lineage"] = "\(lineage.map(\.lowercasedString).joined(separator: ","))" }
             logger.info("token revoked", metadata: metadata)
+        }
+        return outcome
+    }
+
+    /// Makes `changes` to token `id`, evicting it from this instance's cache before answering (others hear of it
+    /// through the invalidation log, as of a revocation).
+    public func update(id: UUID, with changes: TokenChanges, by caller: Caller, logger: Logger) async throws -> UpdateOutcome {
+        let outcome = try await repository.update(id: id, with: changes, by: caller.name, logger: logger)
+        cache?.invalidate(tokenID: id)
+        if case .updated = outcome {
+            logger.info(
+                "token updated", metadata: ["token.id": "\(id.lowercasedString)", "fields": "\(changes.fieldNames.joined(separator: ","))", "caller": "\(caller.name)"])
         }
         return outcome
     }

@@ -4,62 +4,6 @@ import Glibc
 import Darwin
 #endif
 
-/// An IPv4 or IPv6 network in CIDR form, such as `10.0.0.0/8` or `fd00::/8`.
-public struct IPNetwork: Sendable, Equatable {
-    let bytes: [UInt8]
-    let prefixLength: Int
-
-    /// Parses `a.b.c.d/n`, `x::y/n`, or a bare address (a network of one).
-    public init?(_ text: some StringProtocol) {
-        let parts = text.split(separator: "/", maxSplits: 1)
-        guard let first = parts.first, let bytes = IPNetwork.parseAddress(first) else { return nil }
-        let maximum = bytes.count * 8
-        if parts.count == 2 {
-            guard let length = Int(parts[1]), (0...maximum).contains(length) else { return nil }
-            prefixLength = length
-        } else {
-            prefixLength = maximum
-        }
-        self.bytes = bytes
-    }
-
-    /// Whether `address` (4 or 16 bytes) lies in this network.
-    func contains(_ address: [UInt8]) -> Bool {
-        guard address.count == bytes.count else { return false }
-        var remaining = prefixLength
-        for index in bytes.indices where remaining > 0 {
-            let bits = min(8, remaining)
-            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - bits))
-            if address[index] & mask != bytes[index] & mask { return false }
-            remaining -= bits
-        }
-        return true
-    }
-
-    /// The 4 or 16 bytes of an IPv4 or IPv6 address in text, or `nil`.
-    ///
-    /// Accepts `[v6]`, `[v6]:port` and `v4:port` as proxies write them, and reads IPv4-mapped IPv6
-    /// (`::ffff:a.b.c.d`, what a dual-stack listener reports for IPv4 clients) as the IPv4 address.
-    static func parseAddress(_ text: some StringProtocol) -> [UInt8]? {
-        var text = String(text)
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            text = String(text[text.index(after: text.startIndex)..<close])
-        } else if text.utf8.lazy.filter({ $0 == UInt8(ascii: ":") }).count == 1, let colon = text.firstIndex(of: ":") {
-            text = String(text[..<colon])
-        }
-        if let zone = text.firstIndex(of: "%") { text = String(text[..<zone]) }
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 {
-            return withUnsafeBytes(of: &v4) { Array($0) }
-        }
-        var v6 = in6_addr()
-        guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
-        let bytes = withUnsafeBytes(of: &v6) { Array($0) }
-        let mappedPrefix: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
-        return bytes.starts(with: mappedPrefix) ? Array(bytes.suffix(4)) : bytes
-    }
-}
-
 /// Decides which address a request comes from, honouring `X-Forwarded-For` only from trusted proxies.
 public struct ClientAddressResolver: Sendable {
     /// The proxies whose `X-Forwarded-For` is believed.

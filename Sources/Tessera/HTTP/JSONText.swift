@@ -49,6 +49,11 @@ enum JSONText {
         if let text { write(text, to: &buffer) } else { buffer.writeStaticString("null") }
     }
 
+    /// Writes `values` as a JSON array of strings, or `null`.
+    static func write(orNull values: [String]?, to buffer: inout ByteBuffer) {
+        if let values { write(values, to: &buffer) } else { buffer.writeStaticString("null") }
+    }
+
     /// Writes `id` as a JSON string, or `null`.
     static func write(orNull id: UUID?, to buffer: inout ByteBuffer) {
         if let id { write(id, to: &buffer) } else { buffer.writeStaticString("null") }

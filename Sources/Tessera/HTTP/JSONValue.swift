@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 
 /// Any JSON value, parsed without a schema (by ``JSONParser``) so that every field can be checked and reported at once.
 enum JSONValue: Sendable, Equatable {
@@ -19,6 +20,54 @@ enum JSONValue: Sendable, Equatable {
         case .string: "string"
         case .array: "array"
         case .object: "object"
+        }
+    }
+}
+
+extension JSONValue: Encodable {
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .integer(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let values): try container.encode(values)
+        case .object(let members): try container.encode(members)
+        }
+    }
+
+    /// The value as compact JSON with sorted keys: how a token's `meta` is stored and written out.
+    var compactText: String {
+        var buffer = ByteBuffer()
+        write(to: &buffer)
+        return String(buffer: buffer)
+    }
+
+    private func write(to buffer: inout ByteBuffer) {
+        switch self {
+        case .null: buffer.writeStaticString("null")
+        case .bool(let value): buffer.writeString(value ? "true" : "false")
+        case .integer(let value): buffer.writeString(String(value))
+        case .number(let value): buffer.writeString(value.description)
+        case .string(let value): JSONText.write(value, to: &buffer)
+        case .array(let values):
+            buffer.writeStaticString("[")
+            for (index, value) in values.enumerated() {
+                if index > 0 { buffer.writeStaticString(",") }
+                value.write(to: &buffer)
+            }
+            buffer.writeStaticString("]")
+        case .object(let members):
+            buffer.writeStaticString("{")
+            for (index, key) in members.keys.sorted().enumerated() {
+                if index > 0 { buffer.writeStaticString(",") }
+                JSONText.write(key, to: &buffer)
+                buffer.writeStaticString(":")
+                members[key]!.write(to: &buffer)
+            }
+            buffer.writeStaticString("}")
         }
     }
 }
@@ -51,6 +100,22 @@ struct FieldReader {
             return nil
         case let other?:
             fail(field, "must be a string, not a \(other.typeName)")
+            return nil
+        }
+    }
+
+    /// The raw value at `field`, if any.
+    func value(_ field: String) -> JSONValue? {
+        object[field]
+    }
+
+    /// The Boolean at `field`, or `nil` after recording why not.
+    mutating func bool(_ field: String) -> Bool? {
+        switch object[field] {
+        case .bool(let value): return value
+        case nil: return nil
+        case let other?:
+            fail(field, "must be true or false, not \(other.typeName)")
             return nil
         }
     }
@@ -135,6 +200,66 @@ enum TextRules {
 
     private static func isListed(_ scalar: Unicode.Scalar, in ranges: [ClosedRange<UInt32>]) -> Bool {
         ranges.contains { $0.contains(scalar.value) }
+    }
+
+    /// Reads a token's `audiences`, `allowedCidrs` and `meta` from `reader`; `keyNames` are the configured API keys'
+    /// names, the only audiences there can be.
+    static func policy(from reader: inout FieldReader, keyNames: Set<String>) -> TokenPolicy {
+        TokenPolicy(
+            audiences: audiences(reader.strings("audiences"), keyNames: keyNames, into: &reader),
+            allowedNetworks: networks(reader.strings("allowedCidrs"), into: &reader),
+            meta: meta(reader.value("meta"), into: &reader)
+        )
+    }
+
+    /// Validates `audiences`: 1 to 32 distinct names of configured API keys.
+    static func audiences(_ names: [String]?, keyNames: Set<String>, into reader: inout FieldReader) -> [String]? {
+        guard let names else { return nil }
+        guard (1...TokenPolicy.maximumEntries).contains(names.count) else {
+            reader.fail("audiences", "must name 1 to \(TokenPolicy.maximumEntries) API keys, or be left out to let any verifier")
+            return nil
+        }
+        var valid = true
+        for (index, name) in names.enumerated() where !keyNames.contains(name) || names[..<index].contains(name) {
+            reader.fail("audiences[\(index)]", keyNames.contains(name) ? "repeats the API key '\(name)'" : "names no configured API key")
+            valid = false
+        }
+        return valid ? names : nil
+    }
+
+    /// Validates `allowedCidrs`: 1 to 32 networks in CIDR form (`10.0.0.0/8`, `2001:db8::/32`) or single addresses.
+    static func networks(_ texts: [String]?, into reader: inout FieldReader) -> [IPNetwork]? {
+        guard let texts else { return nil }
+        guard (1...TokenPolicy.maximumEntries).contains(texts.count) else {
+            reader.fail("allowedCidrs", "must hold 1 to \(TokenPolicy.maximumEntries) networks, or be left out to allow any address")
+            return nil
+        }
+        var networks: [IPNetwork] = []
+        for (index, text) in texts.enumerated() {
+            guard let network = IPNetwork(cidr: text) else {
+                reader.fail("allowedCidrs[\(index)]", "must be an IPv4 or IPv6 network such as 10.0.0.0/8 or 2001:db8::/32, or one address")
+                continue
+            }
+            networks.append(network)
+        }
+        return networks.count == texts.count ? networks : nil
+    }
+
+    /// Validates `meta`: a JSON object of at most 4 KiB as compact JSON; returns that compact text.
+    static func meta(_ value: JSONValue?, into reader: inout FieldReader) -> String? {
+        switch value {
+        case nil, .null?: return nil
+        case .object?:
+            let text = value!.compactText
+            guard text.utf8.count <= TokenPolicy.maximumMetaBytes else {
+                reader.fail("meta", "must be at most \(TokenPolicy.maximumMetaBytes) bytes as compact JSON; this one is \(text.utf8.count)")
+                return nil
+            }
+            return text
+        case let other?:
+            reader.fail("meta", "must be a JSON object, not a \(other.typeName)")
+            return nil
+        }
     }
 
     /// Validates a scope list, recording errors under `field`; returns it when valid.

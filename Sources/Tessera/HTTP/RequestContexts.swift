@@ -33,6 +33,8 @@ public struct CallerRequestContext: ChildRequestContext {
     public let caller: Caller
     /// The caller's budget, when the route spends it itself (see ``TesseraRequestContext/budgetCharge``).
     public let budgetCharge: BudgetCharge?
+    /// The end client's address when a trusted proxy forwarded it.
+    public let forwardedClientAddress: String?
     /// Responses are JSON with sorted keys and ISO 8601 dates.
     public var responseEncoder: JSONEncoder { .api }
 
@@ -40,6 +42,7 @@ public struct CallerRequestContext: ChildRequestContext {
         self.coreContext = context.coreContext
         self.caller = try context.requireIdentity()
         self.budgetCharge = context.budgetCharge
+        self.forwardedClientAddress = context.forwardedClientAddress
     }
 }
 

@@ -28,7 +28,8 @@ public actor MemoryTokenRepository: TokenRepository {
             expiresAt: now.addingTimeInterval(Double(token.lifetimeMinutes) * 60),
             revokedAt: nil,
             lastUsedAt: nil,
-            createdBy: token.createdBy
+            createdBy: token.createdBy,
+            policy: token.policy
         )
         records[record.id] = record
         recordAudit(action: "token.create", actor: token.createdBy, token: record)
@@ -75,6 +76,17 @@ public actor MemoryTokenRepository: TokenRepository {
             lineage.append(memberID)
         }
         return .revoked(record, lineage: lineage)
+    }
+
+    public func update(id: UUID, with changes: TokenChanges, by actor: String, logger: Logger) -> UpdateOutcome {
+        guard let record = records[id] else { return .notFound }
+        guard record.revokedAt == nil else { return .revoked }
+        let refusals = changes.refusals(for: record, at: Date())
+        guard refusals.isEmpty else { return .refused(refusals) }
+        let updated = changes.applied(to: record)
+        records[id] = updated
+        recordAudit(action: "token.update", actor: actor, token: updated)
+        return .updated(updated)
     }
 
     public func revokeAll(userID: String, by actor: String, logger: Logger) -> [UUID] {

@@ -96,10 +96,11 @@ public struct PostgresTokenRepository: TokenRepository {
     /// The columns every token query selects, in the order ``decodeRecords(_:)`` reads them.
     static let columns = """
         id, user_id, scopes, secret_hash, hash_key_id, display_prefix, name,
-        (extract(epoch FROM created_at) * 1000000)::int8, expires_at, revoked_at, last_used_at, created_by, replaces, replaced_by
+        (extract(epoch FROM created_at) * 1000000)::int8, expires_at, revoked_at, last_used_at, created_by, replaces, replaced_by,
+        audiences, allowed_cidrs, meta, enabled
         """
 
-    typealias Row = (UUID, String, [String], ByteBuffer, Int, String, String?, Int64, Date, Date?, Date?, String, UUID?, UUID?)
+    typealias Row = (UUID, String, [String], ByteBuffer, Int, String, String?, Int64, Date, Date?, Date?, String, UUID?, UUID?, [String]?, [String]?, String?, Bool)
 
     /// One statement, so one round trip: the token and its `token.create` audit row are inserted together or not at all.
     public func create(_ token: NewToken, logger: Logger) async throws -> TokenRecord {
@@ -108,10 +109,12 @@ public struct PostgresTokenRepository: TokenRepository {
                 let rows = try await client.query(
                     """
                     WITH created AS (
-                        INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by)
+                        INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by,
+                                            audiences, allowed_cidrs, meta, enabled)
                         VALUES (\(token.userID), \(token.scopes), \(ByteBuffer(bytes: token.digest.bytes)), \(token.digest.keyID),
                                 \(token.displayPrefix), \(token.name), now() + make_interval(mins => \(token.lifetimeMinutes)::int4),
-                                \(token.createdBy))
+                                \(token.createdBy), \(token.policy.audiences)::text[], \(token.policy.allowedNetworks?.map(\.text))::text[],
+                                \(token.policy.meta), \(token.policy.enabled))
                         RETURNING \(unescaped: Self.columns)
                     ), audited AS (
                         INSERT INTO audit_events (actor, action, token_id, user_id)
@@ -228,6 +231,35 @@ public struct PostgresTokenRepository: TokenRepository {
         return outcome
     }
 
+    public func update(id: UUID, with changes: TokenChanges, by actor: String, logger: Logger) async throws -> UpdateOutcome {
+        try await changing(.token(id), logger: logger) { connection in
+            // Holding the clock's lock, no other change to this token can come between the check and the update.
+            let current = try await connection.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(id)", logger: logger)
+            guard let record = try await Self.decodeRecords(current).first else { return .notFound }
+            let now = Date()
+            guard record.revokedAt == nil else { return .revoked }
+            let refusals = changes.refusals(for: record, at: now)
+            guard refusals.isEmpty else { return .refused(refusals) }
+            let updated = changes.applied(to: record)
+            let rows = try await connection.query(
+                """
+                UPDATE tokens SET name = \(updated.name), scopes = \(updated.scopes), expires_at = LEAST(expires_at, \(updated.expiresAt)),
+                    audiences = \(updated.policy.audiences)::text[], allowed_cidrs = \(updated.policy.allowedNetworks?.map(\.text))::text[],
+                    meta = \(updated.policy.meta), enabled = \(updated.policy.enabled)
+                WHERE id = \(id)
+                RETURNING \(unescaped: Self.columns)
+                """,
+                logger: logger
+            )
+            guard let stored = try await Self.decodeRecords(rows).first else { throw StorageError.missingRow }
+            try await Self.recordAudit(
+                action: "token.update", actor: actor, tokenID: id, userID: stored.userID,
+                details: ["fields": changes.fieldNames.joined(separator: ",")], on: connection, logger: logger)
+            try await Self.announceChange(of: id, on: connection, logger: logger)
+            return .updated(stored)
+        }
+    }
+
     /// One statement: the revocations, their entries in the invalidation log (numbered after the clock, whose lock
     /// ``changing(_:logger:_:)`` holds) and the audit row.
     public func revokeAll(userID: String, by actor: String, logger: Logger) async throws -> [UUID] {
@@ -294,8 +326,10 @@ public struct PostgresTokenRepository: TokenRepository {
             if state.replaced { return .alreadyRotated }
             let inserted = try await connection.query(
                 """
-                INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by, replaces)
-                SELECT user_id, scopes, \(ByteBuffer(bytes: digest.bytes)), \(digest.keyID), \(displayPrefix), name, expires_at, \(actor), id
+                INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by, replaces,
+                                    audiences, allowed_cidrs, meta, enabled)
+                SELECT user_id, scopes, \(ByteBuffer(bytes: digest.bytes)), \(digest.keyID), \(displayPrefix), name, expires_at, \(actor), id,
+                       audiences, allowed_cidrs, meta, enabled
                 FROM tokens WHERE id = \(id)
                 RETURNING \(unescaped: Self.columns)
                 """,
@@ -427,7 +461,8 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     private static func record(_ row: Row) -> TokenRecord {
-        let (id, userID, scopes, hash, keyID, displayPrefix, name, createdAt, expiresAt, revokedAt, lastUsedAt, createdBy, replaces, replacedBy) = row
+        let (id, userID, scopes, hash, keyID, displayPrefix, name, createdAt, expiresAt, revokedAt, lastUsedAt, createdBy, replaces, replacedBy,
+            audiences, allowedCidrs, meta, enabled) = row
         return TokenRecord(
             id: id,
             userID: userID,
@@ -441,7 +476,14 @@ public struct PostgresTokenRepository: TokenRepository {
             lastUsedAt: lastUsedAt,
             createdBy: createdBy,
             replaces: replaces,
-            replacedBy: replacedBy
+            replacedBy: replacedBy,
+            policy: TokenPolicy(
+                audiences: audiences,
+                // Stored only after parsing; an entry that no longer parses restricts to nothing rather than to everywhere.
+                allowedNetworks: allowedCidrs.map { $0.map { IPNetwork(cidr: $0) ?? .nowhere } },
+                meta: meta,
+                enabled: enabled
+            )
         )
     }
 }

@@ -14,6 +14,9 @@ public protocol TokenRepository: Sendable {
     func tokens(userID: String, status: TokenStatusFilter, limit: Int, after cursor: TokenCursor?, logger: Logger) async throws -> TokenPage
     /// Revokes the token with `id`, recording a `token.revoke` audit row when its state changes.
     func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome
+    /// Makes `changes` to the token `id` unless it is revoked or they break ``TokenChanges/refusals(for:at:)``,
+    /// recording a `token.update` audit row; decided under the same lock as every other change.
+    func update(id: UUID, with changes: TokenChanges, by actor: String, logger: Logger) async throws -> UpdateOutcome
     /// Revokes every active token of `userID` in one transaction, with one `tokens.revoke` audit row; returns
     /// their ids.
     func revokeAll(userID: String, by actor: String, logger: Logger) async throws -> [UUID]

@@ -31,7 +31,9 @@ struct ForwardAuthController {
 
         guard let authorization = request.headers[.authorization] else { throw APIError.tokenMissing }
         guard let token = Credentials.bearerToken(authorization) else { throw APIError.tokenRejected(.malformed, requiredScopes: scopes) }
-        switch try await service.verify(String(token), requiredScopes: scopes, spending: context.budgetCharge, logger: context.logger) {
+        switch try await service.verify(
+            String(token), requiredScopes: scopes, by: Verifier(name: context.caller.name, clientAddress: context.forwardedClientAddress),
+            spending: context.budgetCharge, logger: context.logger) {
         case .active(let record):
             // A header cannot carry every user id exactly (white space at either end, control characters): refuse
             // rather than pass the upstream a different user.
@@ -83,6 +85,14 @@ extension APIError {
     /// `401` (`error="invalid_token"`) for a token that is not active, `403` (`error="insufficient_scope"`) for one
     /// that lacks a required scope: RFC 6750's challenges, so proxies and clients can tell them apart.
     static func tokenRejected(_ reason: InactiveReason, requiredScopes: [String]) -> APIError {
+        if reason == .wrongAudience || reason == .ipNotAllowed {
+            // A valid token, but not for this proxy or from this client: a new token would not help, so no challenge.
+            return APIError(
+                .forbidden,
+                type: "urn:tessera:problem:token-not-allowed",
+                detail: "The token may not be used here (\(reason.rawValue))."
+            )
+        }
         if reason == .insufficientScope {
             let scope = requiredScopes.joined(separator: " ")
             return APIError(

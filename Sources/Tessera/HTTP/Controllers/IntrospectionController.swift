@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 
 /// `POST /oauth2/introspect`: RFC 7662 token introspection, so OAuth-aware gateways can ask Tessera.
 struct IntrospectionController {
@@ -34,7 +35,9 @@ struct IntrospectionController {
             throw APIError.validation(errors + [FieldError(field: "token", message: "is required")])
         }
         guard errors.isEmpty else { throw APIError.validation(errors) }
-        guard case .active(let record) = try await service.verify(token, spending: context.budgetCharge, logger: context.logger) else {
+        guard case .active(let record) = try await service.verify(
+            token, by: Verifier(name: context.caller.name, clientAddress: context.forwardedClientAddress), spending: context.budgetCharge,
+            logger: context.logger) else {
             return Introspection(active: false)
         }
         return Introspection(
@@ -44,7 +47,8 @@ struct IntrospectionController {
             exp: Int(record.expiresAt.timeIntervalSince1970),
             iat: Int(record.createdAt.timeIntervalSince1970),
             tokenType: "Bearer",
-            clientID: record.createdBy
+            clientID: record.createdBy,
+            meta: record.policy.meta.flatMap { try? JSONParser.parse(ByteBuffer(string: $0)) }
         )
     }
 
@@ -72,9 +76,11 @@ extension IntrospectionController {
         var iat: Int?
         var tokenType: String?
         var clientID: String?
+        /// The token's `meta`, an extension member (RFC 7662 §2.2), when it has one.
+        var meta: JSONValue?
 
         enum CodingKeys: String, CodingKey {
-            case active, scope, sub, exp, iat
+            case active, scope, sub, exp, iat, meta
             case tokenType = "token_type"
             case clientID = "client_id"
         }

@@ -11,6 +11,8 @@ struct TokenController {
     let maximumBodySize: Int
     /// Whether a new token may be granted `*`, every scope (`ALLOW_WILDCARD_ALL_SCOPE`).
     let allowsEveryScope: Bool
+    /// The configured API keys' names: the audiences a token may name.
+    let keyNames: Set<String>
 
     /// Default and largest page sizes of a listing.
     static let defaultPageSize = 50
@@ -23,6 +25,7 @@ struct TokenController {
             .post(use: create)
             .get(use: list)
             .get("{id}", use: show)
+            .patch("{id}", use: update)
             .delete("{id}", use: revoke)
             .post("{id}/rotate", use: rotate)
             .post("revoke", use: revokeAll)
@@ -35,7 +38,8 @@ struct TokenController {
     @Sendable func create(_ request: Request, context: CallerRequestContext) async throws -> EditedResponse<CreatedToken> {
         let tokenRequest = try Self.tokenRequest(
             from: try await request.jsonObject(context: context, maximumSize: maximumBodySize),
-            allowingEveryScope: allowsEveryScope
+            allowingEveryScope: allowsEveryScope,
+            keyNames: keyNames
         )
         let (token, record) = try await service.issue(tokenRequest, by: context.caller, logger: context.logger)
         return EditedResponse(
@@ -64,6 +68,54 @@ struct TokenController {
             throw APIError.tokenNotFound
         }
         return TokenMetadata(record, at: Date())
+    }
+
+    /// `PATCH /api/tokens/{id}`: changes a token's name, data, pause, audiences or networks, narrows its scopes or
+    /// shortens its life; answers its metadata.
+    @Sendable func update(_ request: Request, context: CallerRequestContext) async throws -> TokenMetadata {
+        let id = try Self.tokenID(context)
+        let changes = try Self.tokenChanges(from: try await request.jsonObject(context: context, maximumSize: maximumBodySize), keyNames: keyNames)
+        switch try await service.update(id: id, with: changes, by: context.caller, logger: context.logger) {
+        case .updated(let record): return TokenMetadata(record, at: Date())
+        case .notFound: throw APIError.tokenNotFound
+        case .revoked: throw APIError(.conflict, type: "urn:tessera:problem:token-not-active", detail: "A revoked token cannot be changed.")
+        case .refused(let refusals):
+            // Well formed, but at odds with the token as it stands: a conflict with its state, not a bad request.
+            throw APIError(
+                .conflict, type: "urn:tessera:problem:change-not-allowed",
+                detail: "A token's scopes can only narrow and its life only shorten.",
+                fieldErrors: refusals.map { FieldError(field: $0.field, message: $0.message) })
+        }
+    }
+
+    /// Validates a `PATCH` body: every field optional, at least one given; `null` clears an optional field.
+    static func tokenChanges(from object: [String: JSONValue], keyNames: Set<String>) throws -> TokenChanges {
+        var reader = FieldReader(object, allowed: ["name", "scopes", "expiresAt", "audiences", "allowedCidrs", "meta", "enabled"])
+        var changes = TokenChanges()
+        if object.isEmpty { reader.fail("body", "changes nothing; give at least one of name, scopes, expiresAt, audiences, allowedCidrs, meta, enabled") }
+        if object["name"] != nil {
+            let name = reader.string("name", required: false)
+            if let name {
+                if name.unicodeScalars.count > 100 { reader.fail("name", "must be at most 100 characters") }
+                if TextRules.hasControlCharacter(name) { reader.fail("name", "must not contain control characters") }
+            }
+            changes.name = .some(name)
+        }
+        if object["scopes"] != nil {
+            if case .null? = object["scopes"] { reader.fail("scopes", "must be an array; [] removes every scope") }
+            changes.scopes = TextRules.scopes(reader.strings("scopes"), field: "scopes", into: &reader)
+        }
+        if case .string(let text)? = object["expiresAt"] {
+            if let date = try? Date(text, strategy: .iso8601) { changes.expiresAt = date } else { reader.fail("expiresAt", "must be a date and time such as 2026-12-31T23:59:59Z") }
+        } else if object["expiresAt"] != nil {
+            reader.fail("expiresAt", "must be a date and time such as 2026-12-31T23:59:59Z")
+        }
+        if object["audiences"] != nil { changes.audiences = .some(TextRules.audiences(reader.strings("audiences"), keyNames: keyNames, into: &reader)) }
+        if object["allowedCidrs"] != nil { changes.allowedNetworks = .some(TextRules.networks(reader.strings("allowedCidrs"), into: &reader)) }
+        if object["meta"] != nil { changes.meta = .some(TextRules.meta(reader.value("meta"), into: &reader)) }
+        if object["enabled"] != nil { changes.enabled = reader.bool("enabled") }
+        guard reader.errors.isEmpty else { throw APIError.validation(reader.errors) }
+        return changes
     }
 
     /// `DELETE /api/tokens/{id}`: `204` whether this call or an earlier one revoked it.
@@ -120,8 +172,8 @@ struct TokenController {
     }
 
     /// Validates a create body, reporting every failing field at once.
-    static func tokenRequest(from object: [String: JSONValue], allowingEveryScope: Bool) throws -> TokenRequest {
-        var reader = FieldReader(object, allowed: ["userId", "scopes", "expiresInMinutes", "name"])
+    static func tokenRequest(from object: [String: JSONValue], allowingEveryScope: Bool, keyNames: Set<String>) throws -> TokenRequest {
+        var reader = FieldReader(object, allowed: ["userId", "scopes", "expiresInMinutes", "name", "audiences", "allowedCidrs", "meta"])
         let userID = reader.string("userId", required: true)
         if let userID, let problem = TextRules.newUserIDProblem(userID) { reader.fail("userId", problem) }
         let scopes = TextRules.scopes(reader.strings("scopes"), field: "scopes", into: &reader)
@@ -134,8 +186,9 @@ struct TokenController {
             if name.unicodeScalars.count > 100 { reader.fail("name", "must be at most 100 characters") }
             if TextRules.hasControlCharacter(name) { reader.fail("name", "must not contain control characters") }
         }
+        let policy = TextRules.policy(from: &reader, keyNames: keyNames)
         guard reader.errors.isEmpty, let userID, let minutes else { throw APIError.validation(reader.errors) }
-        return TokenRequest(userID: userID, scopes: scopes ?? [], lifetimeMinutes: minutes, name: name)
+        return TokenRequest(userID: userID, scopes: scopes ?? [], lifetimeMinutes: minutes, name: name, policy: policy)
     }
 }
 
@@ -218,10 +271,14 @@ extension TokenController {
         /// One record as ``TokenMetadata`` encodes it, keys sorted.
         private static func write(_ record: TokenRecord, at now: Date, to buffer: inout ByteBuffer) {
             var object = JSONObjectText()
+            object.key("allowedCidrs", in: &buffer); JSONText.write(orNull: record.policy.allowedNetworks?.map(\.text), to: &buffer)
+            object.key("audiences", in: &buffer); JSONText.write(orNull: record.policy.audiences, to: &buffer)
             object.key("createdAt", in: &buffer); JSONText.write(record.createdAt, to: &buffer)
+            object.key("enabled", in: &buffer); buffer.writeString(record.policy.enabled ? "true" : "false")
             object.key("expiresAt", in: &buffer); JSONText.write(record.expiresAt, to: &buffer)
             object.key("id", in: &buffer); JSONText.write(record.id, to: &buffer)
             object.key("lastUsedAt", in: &buffer); JSONText.write(orNull: record.lastUsedAt, to: &buffer)
+            object.key("meta", in: &buffer); buffer.writeString(record.policy.meta ?? "null")
             object.key("name", in: &buffer); JSONText.write(orNull: record.name, to: &buffer)
             object.key("prefix", in: &buffer); JSONText.write(record.displayPrefix, to: &buffer)
             object.key("replacedBy", in: &buffer); JSONText.write(orNull: record.replacedBy, to: &buffer)
@@ -269,6 +326,10 @@ struct TokenMetadata: ResponseEncodable, Equatable {
     var replaces: String?
     var replacedBy: String?
     var status: TokenStatus
+    var audiences: [String]?
+    var allowedCidrs: [String]?
+    var meta: JSONValue?
+    var enabled: Bool
 
     init(_ record: TokenRecord, at now: Date) {
         self.summary = TokenSummary(record)
@@ -277,13 +338,21 @@ struct TokenMetadata: ResponseEncodable, Equatable {
         self.replaces = record.replaces?.lowercasedString
         self.replacedBy = record.replacedBy?.lowercasedString
         self.status = record.status(at: now)
+        self.audiences = record.policy.audiences
+        self.allowedCidrs = record.policy.allowedNetworks?.map(\.text)
+        self.meta = record.policy.meta.flatMap { try? JSONParser.parse(ByteBuffer(string: $0)) }
+        self.enabled = record.policy.enabled
     }
 
-    private enum CodingKeys: String, CodingKey { case lastUsedAt, revokedAt, replaces, replacedBy, status }
+    private enum CodingKeys: String, CodingKey { case lastUsedAt, revokedAt, replaces, replacedBy, status, audiences, allowedCidrs, meta, enabled }
 
     func encode(to encoder: any Encoder) throws {
         try summary.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(audiences, forKey: .audiences)
+        try container.encode(allowedCidrs, forKey: .allowedCidrs)
+        try container.encode(meta, forKey: .meta)
+        try container.encode(enabled, forKey: .enabled)
         try container.encode(lastUsedAt, forKey: .lastUsedAt)  // null when absent, as every key is always present
         try container.encode(revokedAt, forKey: .revokedAt)
         try container.encode(replaces, forKey: .replaces)

@@ -13,15 +13,21 @@ struct VerificationController {
             .post(use: verify)
     }
 
-    private static let fields: Set<String> = ["token", "requiredScopes"]
+    private static let fields: Set<String> = ["token", "requiredScopes", "clientIp"]
 
     /// Always `200` for an authorised caller: the answer is in the body, never in the status.
     @Sendable func verify(_ request: Request, context: CallerRequestContext) async throws -> VerificationResult {
         var reader = FieldReader(try await request.jsonObject(context: context, maximumSize: maximumBodySize), allowed: Self.fields)
         let token = reader.string("token", required: true)
         let requiredScopes = TextRules.scopes(reader.strings("requiredScopes"), field: "requiredScopes", into: &reader)
+        let clientIP = reader.string("clientIp", required: false)
+        if let clientIP, clientIP.contains("/") || IPNetwork(cidr: clientIP) == nil {
+            reader.fail("clientIp", "must be an IPv4 or IPv6 address")
+        }
         guard reader.errors.isEmpty, let token else { throw APIError.validation(reader.errors) }
-        let verification = try await service.verify(token, requiredScopes: requiredScopes ?? [], spending: context.budgetCharge, logger: context.logger)
+        let verification = try await service.verify(
+            token, requiredScopes: requiredScopes ?? [], by: Verifier(name: context.caller.name, clientAddress: clientIP),
+            spending: context.budgetCharge, logger: context.logger)
         if case .inactive(let reason) = verification {
             context.logger.info("token inactive", metadata: ["code": "\(reason.rawValue)", "caller": "\(context.caller.name)"])
         }
@@ -30,7 +36,7 @@ struct VerificationController {
 }
 
 extension VerificationController {
-    /// `{active: true, tokenId, userId, scopes, expiresAt, createdAt}` or `{active: false, code}`, keys sorted.
+    /// `{active: true, tokenId, userId, scopes, expiresAt, createdAt, meta?}` or `{active: false, code}`, keys sorted.
     struct VerificationResult: ResponseGenerator, Equatable {
         var verification: Verification
 
@@ -43,11 +49,16 @@ extension VerificationController {
             var buffer: ByteBuffer
             switch verification {
             case .active(let record):
-                buffer = Self.allocator.buffer(capacity: 160 + record.userID.utf8.count + record.scopes.reduce(0) { $0 + $1.utf8.count + 3 })
+                buffer = Self.allocator.buffer(
+                    capacity: 160 + record.userID.utf8.count + record.scopes.reduce(0) { $0 + $1.utf8.count + 3 } + (record.policy.meta?.utf8.count ?? 0))
                 buffer.writeStaticString(#"{"active":true,"createdAt":"#)
                 JSONText.write(record.createdAt, to: &buffer)
                 buffer.writeStaticString(#","expiresAt":"#)
                 JSONText.write(record.expiresAt, to: &buffer)
+                if let meta = record.policy.meta {
+                    buffer.writeStaticString(#","meta":"#)
+                    buffer.writeString(meta)
+                }
                 buffer.writeStaticString(#","scopes":"#)
                 JSONText.write(record.scopes, to: &buffer)
                 buffer.writeStaticString(#","tokenId":"#)
