@@ -184,6 +184,7 @@ struct HardeningTests {
                 (.put, "/api/tokens/\(UUID())", "DELETE, GET, PATCH"),
                 (.get, "/api/tokens/verify", "POST"),
                 (.delete, "/api/tokens", "GET, POST"),
+                (.get, "/api/tokens/revoke", "POST"),  // the literal route, not /api/tokens/{id}
             ] {
                 let response = try await api.send(method, path)
                 #expect(response.status == .methodNotAllowed, "\(method) \(path)")

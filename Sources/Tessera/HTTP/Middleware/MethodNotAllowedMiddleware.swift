@@ -20,12 +20,24 @@ final class RouteTable: Sendable {
     }
 
     /// The methods accepted at `path`, or `nil` when no route has that path.
+    ///
+    /// When several routes match, the router takes the most specific (a literal segment before a parameter, as
+    /// `/api/tokens/revoke` before `/api/tokens/{id}`), and so does this.
     func methods(at path: String) -> [HTTPRequest.Method]? {
         let segments = path.split(separator: "/")
-        return entries.withLock { entries in
-            entries.first { entry in
+        let matching = entries.withLock { entries in
+            entries.filter { entry in
                 entry.path.components.count == segments.count && zip(entry.path.components, segments).allSatisfy { $0 ~= $1 }
-            }?.methods
+            }
+        }
+        return matching.max { Self.specificity($0.path).lexicographicallyPrecedes(Self.specificity($1.path)) }?.methods
+    }
+
+    /// Per segment, 1 for a literal and 0 for a parameter or wildcard: compared in order, the higher is more specific.
+    private static func specificity(_ path: RouterPath) -> [Int] {
+        path.components.map { component in
+            let text = component.description
+            return text.contains("{") || text.contains("*") ? 0 : 1
         }
     }
 }
