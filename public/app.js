@@ -100,11 +100,12 @@ function renderTokens(tokens, append) {
   if (!append) rows.replaceChildren();
   for (const token of tokens) {
     const row = document.createElement("tr");
+    const paused = token.status === "active" && token.enabled === false;
     const cells = [
       token.prefix + "…",
       token.name ?? "—",
       token.scopes.length ? token.scopes.join(" ") : "—",
-      token.status,
+      paused ? "paused" : token.status,
       formatDate(token.createdAt),
       formatDate(token.expiresAt),
       formatDate(token.lastUsedAt),
@@ -112,7 +113,7 @@ function renderTokens(tokens, append) {
     cells.forEach((text, index) => {
       const cell = document.createElement("td");
       cell.textContent = text;
-      if (index === 3) cell.className = `status-${token.status}`;
+      if (index === 3) cell.className = paused ? "status-paused" : `status-${token.status}`;
       row.appendChild(cell);
     });
     const actions = document.createElement("td");
@@ -129,7 +130,12 @@ function renderTokens(tokens, append) {
       revoke.textContent = "Revoke";
       revoke.setAttribute("aria-label", `Revoke token ${token.prefix}`);
       revoke.addEventListener("click", () => revokeToken(token));
-      actions.append(rotate, revoke);
+      const pause = document.createElement("button");
+      pause.type = "button";
+      pause.textContent = paused ? "Resume" : "Pause";
+      pause.setAttribute("aria-label", `${paused ? "Resume" : "Pause"} token ${token.prefix}`);
+      pause.addEventListener("click", () => setEnabled(token, paused));
+      actions.append(rotate, pause, revoke);
     } else {
       actions.textContent = "—";
     }
@@ -185,6 +191,18 @@ async function loadAudit(userId) {
   $("audit-caption").textContent = userId ? `Latest audit events for ${userId}` : "Latest audit events";
   $("audit-table").hidden = page.events.length === 0;
   if (page.events.length === 0) say(userId ? `No audit events for ${userId}.` : "No audit events.", "info");
+}
+
+/** Pauses a token (it answers DISABLED until resumed) or resumes it. */
+async function setEnabled(token, enabled) {
+  clearMessage();
+  try {
+    await api("PATCH", `/api/tokens/${token.id}`, { enabled });
+    say(`Token ${token.prefix}… is ${enabled ? "resumed" : "paused"}.`, "info");
+    await refreshList();
+  } catch (error) {
+    say(error.message);
+  }
 }
 
 async function revokeToken(token) {
@@ -245,6 +263,19 @@ document.addEventListener("DOMContentLoaded", () => {
       expiresInMinutes: Number.parseInt($("create-minutes").value, 10),
     };
     if (name) body.name = name;
+    const audiences = parseScopes($("create-audiences").value);
+    if (audiences.length > 0) body.audiences = audiences;
+    const networks = parseScopes($("create-cidrs").value);
+    if (networks.length > 0) body.allowedCidrs = networks;
+    const meta = $("create-meta").value.trim();
+    if (meta) {
+      try {
+        body.meta = JSON.parse(meta);
+      } catch (_) {
+        say("The data is not valid JSON; write an object such as {\"plan\": \"pro\"}.");
+        return;
+      }
+    }
     try {
       const created = await api("POST", "/api/tokens", body);
       showSecret(created.token, created.prefix);

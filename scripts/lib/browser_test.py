@@ -178,6 +178,37 @@ def main():
         assert listed("a%20b") == [("token 4", "active")], listed("a%20b")
         step("revoking all of 'a+b''s tokens revokes exactly those two")
 
+        # A token with restrictions and data made in the page's optional fields; paused and resumed from its row.
+        fill("create-user", "policy-user")
+        fill("create-scopes", "read")
+        fill("create-name", "restricted")
+        driver.find_element(By.CSS_SELECTOR, "#create-form summary").click()
+        fill("create-audiences", "admin")
+        fill("create-cidrs", "203.0.113.0/24")
+        fill("create-meta", '{"plan": "pro"}')
+        driver.find_element(By.CSS_SELECTOR, "#create-form button[type=submit]").click()
+        restricted = wait.until(EC.visibility_of_element_located((By.ID, "secret-value"))).get_attribute("value")
+        driver.find_element(By.ID, "dismiss-secret").click()
+        for field in ["create-audiences", "create-cidrs", "create-meta"]:
+            driver.find_element(By.ID, field).clear()
+        check = driver.execute_async_script(
+            """const [key, token, done] = arguments;
+            const ask = (ip) => fetch('/api/tokens/verify', {method: 'POST', headers: {'X-API-Key': key, 'Content-Type': 'application/json'},
+                body: JSON.stringify({token, clientIp: ip})}).then(r => r.json());
+            Promise.all([ask('203.0.113.5'), ask('198.51.100.1')]).then(done);""", args.key, restricted)
+        assert check[0].get("active") is True and check[0].get("meta") == {"plan": "pro"}, check
+        assert check[1].get("code") == "IP_NOT_ALLOWED", check
+        step("a token made with audiences, networks and data from the page verifies inside its network only")
+
+        assert listed("policy-user") == [("restricted", "active")], listed("policy-user")
+        driver.find_element(By.XPATH, "//tbody[@id='token-rows']//button[text()='Pause']").click()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "message"), "is paused"))
+        assert listed("policy-user") == [("restricted", "paused")], listed("policy-user")
+        driver.find_element(By.XPATH, "//tbody[@id='token-rows']//button[text()='Resume']").click()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "message"), "is resumed"))
+        assert listed("policy-user") == [("restricted", "active")], listed("policy-user")
+        step("pausing a token from its row shows it paused; resuming makes it active again")
+
         # The audit filter shows exactly one user's events.
         def audited(user):
             fill("audit-user", user)
