@@ -73,7 +73,11 @@ struct JSONTests {
             TokenRecord(
                 id: UUID(), userID: "plain", scopes: [], digest: .init(bytes: [2], keyID: 1), displayPrefix: "tsr_efgh", name: nil,
                 createdAtMicroseconds: 0, expiresAt: now.addingTimeInterval(-1), revokedAt: now.addingTimeInterval(-5), lastUsedAt: nil,
-                createdBy: "admin", replaces: UUID(), replacedBy: UUID()),
+                createdBy: "admin", replaces: UUID(), replacedBy: UUID(),
+                policy: TokenPolicy(
+                    audiences: ["gateway"], allowedNetworks: [IPNetwork(cidr: "10.0.0.0/8")!], meta: #"{"a":[1,"x",null]}"#, enabled: false, maxUses: 9,
+                    refill: UsageRefill(amount: 9, every: .day)),
+                usesLeft: 4),
             TokenRecord(
                 id: UUID(), userID: "old", scopes: ["*"], digest: .init(bytes: [3], keyID: 1), displayPrefix: "tsr_ijkl", name: nil,
                 createdAtMicroseconds: 951_782_400_000_000, expiresAt: now.addingTimeInterval(-10), revokedAt: nil, lastUsedAt: nil,

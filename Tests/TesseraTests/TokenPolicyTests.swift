@@ -104,6 +104,41 @@ struct TokenPolicyTests {
         }
     }
 
+    @Test func usageLimitsCountDownAndPatchResetsThem() async throws {
+        try await withAPI { api in
+            let (token, id) = try await Self.create(api, #","maxUses":2"#)
+            let first = try await Self.verify(api, token)
+            #expect(first["active"] as? Bool == true && first["remaining"] as? Int == 1)
+            // A refused verification spends nothing: a missing scope leaves the count where it is.
+            #expect(try await api.verify(token, requiredScopes: ["nope"])["code"] as? String == "INSUFFICIENT_SCOPE")
+            #expect(try await Self.verify(api, token)["remaining"] as? Int == 0)
+            #expect(try await Self.verify(api, token)["code"] as? String == "USAGE_EXCEEDED")
+            let metadata = try await api.send(.get, "/api/tokens/\(id)").json
+            #expect(metadata["maxUses"] as? Int == 2 && metadata["remaining"] as? Int == 0 && metadata["refill"] is NSNull)
+            let reset = try await api.send(.patch, "/api/tokens/\(id)", json: #"{"maxUses":3,"refill":{"amount":3,"every":"day"}}"#)
+            #expect(reset.status == .ok && reset.json["remaining"] as? Int == 3)
+            #expect((reset.json["refill"] as? [String: Any])?["every"] as? String == "day")
+            #expect(try await Self.verify(api, token)["remaining"] as? Int == 2)
+            let unlimited = try await api.send(.patch, "/api/tokens/\(id)", json: #"{"maxUses":null}"#)
+            #expect(unlimited.json["maxUses"] is NSNull && unlimited.json["refill"] is NSNull && unlimited.json["remaining"] is NSNull)
+            let free = try await Self.verify(api, token)
+            #expect(free["active"] as? Bool == true && free["remaining"] == nil)
+
+            for (fields, field) in [
+                (#","maxUses":0"#, "maxUses"), (#","refill":[5]"#, "refill"),
+                (#","maxUses":5,"refill":{"amount":5,"every":"week"}"#, "refill.every"), (#","maxUses":5,"refill":{"every":"day"}"#, "refill.amount"),
+            ] {
+                let refused = try await api.send(.post, "/api/tokens", json: #"{"userId":"p","expiresInMinutes":60\#(fields)}"#)
+                #expect(refused.status == .badRequest && refused.fieldErrors[field] != nil, "\(fields): \(refused.text.prefix(200))")
+            }
+            // A refill alone limits the token to its amount.
+            let (plain, plainID) = try await Self.create(api, "")
+            let refillAlone = try await api.send(.patch, "/api/tokens/\(plainID)", json: #"{"refill":{"amount":5,"every":"day"}}"#)
+            #expect(refillAlone.status == .ok && refillAlone.json["maxUses"] as? Int == 5 && refillAlone.json["remaining"] as? Int == 5)
+            #expect(try await Self.verify(api, plain)["remaining"] as? Int == 4)
+        }
+    }
+
     @Test func patchEditsPausesNarrowsAndShortensButNeverWidens() async throws {
         try await withAPI { api in
             let (token, id) = try await Self.create(api, #","scopes":["repo:*","ci"],"name":"old""#)

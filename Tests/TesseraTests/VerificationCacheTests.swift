@@ -94,16 +94,8 @@ struct VerificationCacheTests {
     }
 
     @Test func anotherInstanceHearsOfARevocationThroughTheInvalidationLog() async throws {
-        try await TestDatabase.withDatabase { client, _ in
+        try await withTwoInstances { client, remote, remoteCache, local in
             let logger = Fixtures.logger
-            let repository = PostgresTokenRepository(client: client)
-            let hasher = TokenHasher(currentKey: Fixtures.hashKey)
-            let remoteCache = VerificationCache(timeToLive: .seconds(60))
-            let remote = TokenService(repository: repository, hasher: hasher, prefix: .default, cache: remoteCache)
-            let local = TokenService(repository: repository, hasher: hasher, prefix: .default)
-            let feed = InvalidationFeed(client: client, observers: [remoteCache], logger: logger)
-            let polling = Task { try await feed.run() }
-            defer { polling.cancel() }
             for _ in 0..<100 where !remoteCache.isServing { try await Task.sleep(for: .milliseconds(20)) }
             #expect(remoteCache.isServing)
 
@@ -130,7 +122,7 @@ struct VerificationCacheTests {
             var cached: TokenRecord?
             for _ in 0..<200 where cached == nil {
                 #expect(try await remote.verify(token.secret, logger: logger) == .inactive(.revoked))
-                cached = remoteCache.record(for: hasher.digest(of: token).bytes)
+                cached = remoteCache.record(for: TokenHasher(currentKey: Fixtures.hashKey).digest(of: token).bytes)
                 if cached == nil { try await Task.sleep(for: .milliseconds(10)) }
             }
             #expect(remoteCache.count == 1)
@@ -139,20 +131,12 @@ struct VerificationCacheTests {
     }
 
     @Test func aTokensPolicyIsStoredCopiedByRotationAndEditsReachOtherInstances() async throws {
-        try await TestDatabase.withDatabase { client, _ in
+        try await withTwoInstances { client, remote, remoteCache, local in
             let logger = Fixtures.logger
-            let repository = PostgresTokenRepository(client: client)
-            let hasher = TokenHasher(currentKey: Fixtures.hashKey)
-            let remoteCache = VerificationCache(timeToLive: .seconds(60))
-            let remote = TokenService(repository: repository, hasher: hasher, prefix: .default, cache: remoteCache)
-            let local = TokenService(repository: repository, hasher: hasher, prefix: .default)
-            let feed = InvalidationFeed(client: client, observers: [remoteCache], logger: logger)
-            let polling = Task { try await feed.run() }
-            defer { polling.cancel() }
             let policy = TokenPolicy(audiences: ["gateway"], allowedNetworks: [IPNetwork(cidr: "10.0.0.0/8")!], meta: #"{"plan":"pro"}"#)
             let request = TokenRequest(userID: "pol", scopes: ["a:*"], lifetimeMinutes: 60, policy: policy)
             let (token, record) = try await local.issue(request, by: caller, logger: logger)
-            #expect(try await repository.token(id: record.id, logger: logger)?.policy == policy)
+            #expect(try await PostgresTokenRepository(client: client).token(id: record.id, logger: logger)?.policy == policy)
             let gateway = Verifier(name: "gateway", clientAddress: "10.1.2.3")
             #expect(try await remote.verify(token.secret, by: gateway, logger: logger) == .active(record))
             #expect(try await remote.verify(token.secret, by: Verifier(name: "other", clientAddress: "10.1.2.3"), logger: logger) == .inactive(.wrongAudience))
@@ -181,6 +165,37 @@ struct VerificationCacheTests {
             _ = try await local.update(id: record.id, with: resume, by: caller, logger: logger)
             let (_, replacement) = try await local.rotate(id: record.id, gracePeriod: 0, by: caller, logger: logger)
             #expect(replacement.policy == policy)
+        }
+    }
+
+    @Test func usageLimitsAreExactUnderConcurrencyAcrossInstancesAndRefill() async throws {
+        try await withTwoInstances { client, remote, _, local in
+            let logger = Fixtures.logger
+            // Two instances, one caching; the limit is the database's decision, so the cache cannot hand out uses.
+            let instances = [remote, local]
+            let policy = TokenPolicy(maxUses: 50)
+            let (token, _) = try await instances[1].issue(TokenRequest(userID: "uses", scopes: [], lifetimeMinutes: 60, policy: policy), by: caller, logger: logger)
+            let answers = try await withThrowingTaskGroup(of: Verification.self) { group in
+                for index in 0..<200 { group.addTask { try await instances[index % 2].verify(token.secret, logger: logger) } }
+                return try await group.reduce(into: [Verification]()) { $0.append($1) }
+            }
+            var remaining: [Int] = []
+            for case .active(let record) in answers { remaining.append(record.usesLeft ?? -1) }
+            #expect(remaining.count == 50)
+            #expect(remaining.sorted() == Array(0..<50))
+            #expect(answers.filter { $0 == .inactive(.usageExceeded) }.count == 150)
+
+            // Refilled at the start of each period: pretend the last refill was an hour ago.
+            let refilled = TokenPolicy(maxUses: 1, refill: UsageRefill(amount: 2, every: .hour))
+            let (hourly, record) = try await instances[0].issue(TokenRequest(userID: "uses", scopes: [], lifetimeMinutes: 60, policy: refilled), by: caller, logger: logger)
+            guard case .active = try await instances[0].verify(hourly.secret, logger: logger) else { Issue.record("the first use was refused"); return }
+            #expect(try await instances[0].verify(hourly.secret, logger: logger) == .inactive(.usageExceeded))
+            try await client.query("UPDATE tokens SET refilled_at = refilled_at - interval '1 hour' WHERE id = \(record.id)", logger: logger)
+            var after: [Int?] = []
+            for _ in 0..<3 {
+                if case .active(let spent) = try await instances[0].verify(hourly.secret, logger: logger) { after.append(spent.usesLeft) } else { after.append(nil) }
+            }
+            #expect(after == [1, 0, nil])
         }
     }
 
@@ -251,6 +266,24 @@ struct VerificationCacheTests {
             #expect(try await feed.poll(after: afterRevokes) == afterRevokes + 1)
             #expect(observer.events.last == "everything")
         }
+    }
+}
+
+/// Runs `body` with two instances on one new database: `remote` caches, its feed polling the invalidation log;
+/// `local` has no cache.
+private func withTwoInstances(
+    _ body: @escaping @Sendable (_ client: PostgresClient, _ remote: TokenService, _ remoteCache: VerificationCache, _ local: TokenService) async throws
+        -> Void
+) async throws {
+    try await TestDatabase.withDatabase { client, _ in
+        let hasher = TokenHasher(currentKey: Fixtures.hashKey)
+        let remoteCache = VerificationCache(timeToLive: .seconds(60))
+        let remote = TokenService(repository: PostgresTokenRepository(client: client), hasher: hasher, prefix: .default, cache: remoteCache)
+        let local = TokenService(repository: PostgresTokenRepository(client: client), hasher: hasher, prefix: .default)
+        let feed = InvalidationFeed(client: client, observers: [remoteCache], logger: Fixtures.logger)
+        let polling = Task { try await feed.run() }
+        defer { polling.cancel() }
+        try await body(client, remote, remoteCache, local)
     }
 }
 

@@ -53,6 +53,8 @@ public struct TokenRecord: Sendable, Equatable {
     public var replacedBy: UUID? = nil
     /// Who may verify it, from where, whether it is paused, and what data it carries.
     public var policy = TokenPolicy()
+    /// Uses left when its policy limits them, as last read.
+    public var usesLeft: Int? = nil
 
     /// Creation time.
     public var createdAt: Date { Date(microsecondsSince1970: createdAtMicroseconds) }
@@ -77,19 +79,49 @@ public struct TokenPolicy: Sendable, Equatable {
     public var meta: String?
     /// Whether the token may be used now; a paused token answers `DISABLED` until it is resumed.
     public var enabled: Bool
+    /// How many successful verifications the token allows, or `nil` for no limit.
+    public var maxUses: Int?
+    /// How its uses are restored, if they are.
+    public var refill: UsageRefill?
 
     /// Creates a policy; the defaults restrict nothing.
-    public init(audiences: [String]? = nil, allowedNetworks: [IPNetwork]? = nil, meta: String? = nil, enabled: Bool = true) {
+    public init(
+        audiences: [String]? = nil, allowedNetworks: [IPNetwork]? = nil, meta: String? = nil, enabled: Bool = true, maxUses: Int? = nil,
+        refill: UsageRefill? = nil
+    ) {
         self.audiences = audiences
         self.allowedNetworks = allowedNetworks
         self.meta = meta
         self.enabled = enabled
+        self.maxUses = maxUses
+        self.refill = refill
     }
 
     /// Most audiences, and most networks, one token may name.
     public static let maximumEntries = 32
     /// Largest `meta`, in bytes of compact JSON.
     public static let maximumMetaBytes = 4096
+    /// What `maxUses` and a refill's amount may be.
+    public static let usesRange = 1...1_000_000_000
+}
+
+/// Uses given back to a usage-limited token: at the start of every `period` (UTC), its uses left become `amount`.
+public struct UsageRefill: Sendable, Equatable {
+    /// A calendar period in UTC.
+    public enum Period: String, Sendable, CaseIterable {
+        case hour, day, month
+    }
+
+    /// Uses left after each refill.
+    public var amount: Int
+    /// How often.
+    public var period: Period
+
+    /// Creates a refill.
+    public init(amount: Int, every period: Period) {
+        self.amount = amount
+        self.period = period
+    }
 }
 
 /// What the repository needs to store a new token.
@@ -123,6 +155,9 @@ public struct TokenChanges: Sendable, Equatable {
     public var allowedNetworks: [IPNetwork]??
     public var meta: String??
     public var enabled: Bool?
+    /// A new limit on uses, which also resets the uses left to it; `.some(nil)` lifts the limit (and any refill).
+    public var maxUses: Int??
+    public var refill: UsageRefill??
 
     /// Creates an empty set of changes.
     public init() {}
@@ -132,6 +167,7 @@ public struct TokenChanges: Sendable, Equatable {
         [
             name.map { _ in "name" }, scopes.map { _ in "scopes" }, expiresAt.map { _ in "expiresAt" }, audiences.map { _ in "audiences" },
             allowedNetworks.map { _ in "allowedCidrs" }, meta.map { _ in "meta" }, enabled.map { _ in "enabled" },
+            maxUses.map { _ in "maxUses" }, refill.map { _ in "refill" },
         ].compactMap { $0 }.sorted()
     }
 
@@ -161,6 +197,19 @@ public struct TokenChanges: Sendable, Equatable {
         if let allowedNetworks { record.policy.allowedNetworks = allowedNetworks }
         if let meta { record.policy.meta = meta }
         if let enabled { record.policy.enabled = enabled }
+        if let maxUses {
+            record.policy.maxUses = maxUses
+            record.usesLeft = maxUses
+            if maxUses == nil { record.policy.refill = nil }
+        }
+        if let refill {
+            record.policy.refill = refill
+            // A refill alone limits the token to its amount.
+            if let refill, record.policy.maxUses == nil {
+                record.policy.maxUses = refill.amount
+                record.usesLeft = refill.amount
+            }
+        }
         return record
     }
 }

@@ -20,6 +20,8 @@ public enum InactiveReason: String, Sendable, Codable, CaseIterable {
     case ipNotAllowed = "IP_NOT_ALLOWED"
     /// Active, but missing a required scope.
     case insufficientScope = "INSUFFICIENT_SCOPE"
+    /// Every use the token allows is spent (until its next refill, if it has one).
+    case usageExceeded = "USAGE_EXCEEDED"
 }
 
 /// Who asks whether a token may be used: the API key's name, and the end client's address when it is known.
@@ -170,7 +172,13 @@ public final class TokenService: Sendable {
         }
         if let refusal = Self.refusal(by: record.policy, to: verifier) { return .inactive(refusal) }
         guard requiredScopes.allSatisfy({ Scope.covers(record.scopes, $0) }) else { return .inactive(.insufficientScope) }
-        return .active(record)
+        guard record.policy.maxUses != nil else { return .active(record) }
+        // The last check, so only an otherwise successful verification spends a use; decided by the database, so
+        // exact across instances, whatever the cache holds.
+        guard let left = try await repository.spendUse(of: record.id, logger: logger) else { return .inactive(.usageExceeded) }
+        var spent = record
+        spent.usesLeft = left
+        return .active(spent)
     }
 
     /// Why `policy` refuses `verifier`, or `nil` when it allows it: a paused token, a verifier outside its audiences,

@@ -205,11 +205,35 @@ enum TextRules {
     /// Reads a token's `audiences`, `allowedCidrs` and `meta` from `reader`; `keyNames` are the configured API keys'
     /// names, the only audiences there can be.
     static func policy(from reader: inout FieldReader, keyNames: Set<String>) -> TokenPolicy {
-        TokenPolicy(
+        let refill = refill(reader.value("refill"), into: &reader)
+        // A refill alone limits the token to its amount.
+        let maxUses = reader.integer("maxUses", required: false, in: TokenPolicy.usesRange) ?? refill?.amount
+        return TokenPolicy(
             audiences: audiences(reader.strings("audiences"), keyNames: keyNames, into: &reader),
             allowedNetworks: networks(reader.strings("allowedCidrs"), into: &reader),
-            meta: meta(reader.value("meta"), into: &reader)
+            meta: meta(reader.value("meta"), into: &reader),
+            maxUses: maxUses,
+            refill: refill
         )
+    }
+
+    /// Validates `refill`: `{"amount": 1-1000000000, "every": "hour" | "day" | "month"}`.
+    static func refill(_ value: JSONValue?, into reader: inout FieldReader) -> UsageRefill? {
+        switch value {
+        case nil, .null?: return nil
+        case .object(let members)?:
+            var fields = FieldReader(members, allowed: ["amount", "every"])
+            let amount = fields.integer("amount", required: true, in: TokenPolicy.usesRange)
+            let every = fields.string("every", required: true)
+            let period = every.flatMap(UsageRefill.Period.init(rawValue:))
+            if every != nil, period == nil { fields.fail("every", "must be hour, day or month") }
+            for error in fields.errors { reader.fail("refill.\(error.field)", error.message) }
+            guard fields.errors.isEmpty, let amount, let period else { return nil }
+            return UsageRefill(amount: amount, every: period)
+        case let other?:
+            reader.fail("refill", "must be an object such as {\"amount\": 100, \"every\": \"day\"}, not a \(other.typeName)")
+            return nil
+        }
     }
 
     /// Validates `audiences`: 1 to 32 distinct names of configured API keys.

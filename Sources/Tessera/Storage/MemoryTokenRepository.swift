@@ -29,8 +29,10 @@ public actor MemoryTokenRepository: TokenRepository {
             revokedAt: nil,
             lastUsedAt: nil,
             createdBy: token.createdBy,
-            policy: token.policy
+            policy: token.policy,
+            usesLeft: token.policy.maxUses
         )
+        if let refill = token.policy.refill { refilledAt[record.id] = Self.periodStart(refill.period, of: now) }
         records[record.id] = record
         recordAudit(action: "token.create", actor: token.createdBy, token: record)
         return record
@@ -85,8 +87,39 @@ public actor MemoryTokenRepository: TokenRepository {
         guard refusals.isEmpty else { return .refused(refusals) }
         let updated = changes.applied(to: record)
         records[id] = updated
+        if changes.refill != nil || changes.maxUses != nil, let refill = updated.policy.refill {
+            refilledAt[id] = Self.periodStart(refill.period, of: Date())
+        }
         recordAudit(action: "token.update", actor: actor, token: updated)
         return .updated(updated)
+    }
+
+    public func spendUse(of id: UUID, logger: Logger) -> Int? {
+        guard var record = records[id], record.policy.maxUses != nil else { return nil }
+        let now = Date()
+        if let refill = record.policy.refill, let last = refilledAt[id], Self.periodStart(refill.period, of: now) > last {
+            record.usesLeft = refill.amount
+            refilledAt[id] = Self.periodStart(refill.period, of: now)
+        }
+        guard let left = record.usesLeft, left > 0 else { return nil }
+        record.usesLeft = left - 1
+        records[id] = record
+        return left - 1
+    }
+
+    /// When each usage-limited token was last refilled (the start of that period).
+    private var refilledAt: [UUID: Date] = [:]
+
+    /// The start of the UTC `period` holding `date`.
+    private static func periodStart(_ period: UsageRefill.Period, of date: Date) -> Date {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let components: Set<Calendar.Component> = switch period {
+        case .hour: [.year, .month, .day, .hour]
+        case .day: [.year, .month, .day]
+        case .month: [.year, .month]
+        }
+        return calendar.date(from: calendar.dateComponents(components, from: date))!
     }
 
     public func revokeAll(userID: String, by actor: String, logger: Logger) -> [UUID] {
@@ -130,6 +163,7 @@ public actor MemoryTokenRepository: TokenRepository {
         old.replacedBy = new.id
         records[id] = old
         records[new.id] = new
+        refilledAt[new.id] = refilledAt[id]
         recordAudit(action: "token.rotate", actor: actor, token: old)
         recordAudit(action: "token.create", actor: actor, token: new)
         return .rotated(new)

@@ -97,10 +97,13 @@ public struct PostgresTokenRepository: TokenRepository {
     static let columns = """
         id, user_id, scopes, secret_hash, hash_key_id, display_prefix, name,
         (extract(epoch FROM created_at) * 1000000)::int8, expires_at, revoked_at, last_used_at, created_by, replaces, replaced_by,
-        audiences, allowed_cidrs, meta, enabled
+        audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every
         """
 
-    typealias Row = (UUID, String, [String], ByteBuffer, Int, String, String?, Int64, Date, Date?, Date?, String, UUID?, UUID?, [String]?, [String]?, String?, Bool)
+    typealias Row = (
+        UUID, String, [String], ByteBuffer, Int, String, String?, Int64, Date, Date?, Date?, String, UUID?, UUID?, [String]?, [String]?, String?, Bool,
+        Int?, Int?, Int?, String?
+    )
 
     /// One statement, so one round trip: the token and its `token.create` audit row are inserted together or not at all.
     public func create(_ token: NewToken, logger: Logger) async throws -> TokenRecord {
@@ -110,11 +113,14 @@ public struct PostgresTokenRepository: TokenRepository {
                     """
                     WITH created AS (
                         INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by,
-                                            audiences, allowed_cidrs, meta, enabled)
+                                            audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every,
+                                            refilled_at)
                         VALUES (\(token.userID), \(token.scopes), \(ByteBuffer(bytes: token.digest.bytes)), \(token.digest.keyID),
                                 \(token.displayPrefix), \(token.name), now() + make_interval(mins => \(token.lifetimeMinutes)::int4),
                                 \(token.createdBy), \(token.policy.audiences)::text[], \(token.policy.allowedNetworks?.map(\.text))::text[],
-                                \(token.policy.meta), \(token.policy.enabled))
+                                \(token.policy.meta), \(token.policy.enabled), \(token.policy.maxUses), \(token.policy.maxUses),
+                                \(token.policy.refill?.amount), \(token.policy.refill?.period.rawValue),
+                                date_trunc(\(token.policy.refill?.period.rawValue ?? "hour"), now(), 'UTC'))
                         RETURNING \(unescaped: Self.columns)
                     ), audited AS (
                         INSERT INTO audit_events (actor, action, token_id, user_id)
@@ -245,7 +251,12 @@ public struct PostgresTokenRepository: TokenRepository {
                 """
                 UPDATE tokens SET name = \(updated.name), scopes = \(updated.scopes), expires_at = LEAST(expires_at, \(updated.expiresAt)),
                     audiences = \(updated.policy.audiences)::text[], allowed_cidrs = \(updated.policy.allowedNetworks?.map(\.text))::text[],
-                    meta = \(updated.policy.meta), enabled = \(updated.policy.enabled)
+                    meta = \(updated.policy.meta), enabled = \(updated.policy.enabled), max_uses = \(updated.policy.maxUses),
+                    uses_left = CASE WHEN \(updated.policy.maxUses != record.policy.maxUses || changes.maxUses != nil)
+                        THEN \(updated.policy.maxUses) ELSE uses_left END,
+                    refill_amount = \(updated.policy.refill?.amount), refill_every = \(updated.policy.refill?.period.rawValue),
+                    refilled_at = CASE WHEN \(updated.policy.refill != record.policy.refill || changes.maxUses != nil)
+                        THEN date_trunc(\(updated.policy.refill?.period.rawValue ?? "hour"), now(), 'UTC') ELSE refilled_at END
                 WHERE id = \(id)
                 RETURNING \(unescaped: Self.columns)
                 """,
@@ -257,6 +268,29 @@ public struct PostgresTokenRepository: TokenRepository {
                 details: ["fields": changes.fieldNames.joined(separator: ",")], on: connection, logger: logger)
             try await Self.announceChange(of: id, on: connection, logger: logger)
             return .updated(stored)
+        }
+    }
+
+    /// One statement, so the decision and the decrement cannot be split by another instance's: PostgreSQL
+    /// re-evaluates the condition on the row as a concurrent update left it.
+    public func spendUse(of id: UUID, logger: Logger) async throws -> Int? {
+        try await bounded {
+            let rows = try await client.query(
+                """
+                UPDATE tokens SET
+                    uses_left = (CASE WHEN refill_every IS NOT NULL AND date_trunc(refill_every, now(), 'UTC') > refilled_at
+                                      THEN refill_amount ELSE uses_left END) - 1,
+                    refilled_at = CASE WHEN refill_every IS NOT NULL AND date_trunc(refill_every, now(), 'UTC') > refilled_at
+                                       THEN date_trunc(refill_every, now(), 'UTC') ELSE refilled_at END
+                WHERE id = \(id) AND max_uses IS NOT NULL
+                  AND (CASE WHEN refill_every IS NOT NULL AND date_trunc(refill_every, now(), 'UTC') > refilled_at
+                            THEN refill_amount ELSE uses_left END) > 0
+                RETURNING uses_left
+                """,
+                logger: logger
+            )
+            for try await left in rows.decode(Int.self) { return left }
+            return nil
         }
     }
 
@@ -327,9 +361,9 @@ public struct PostgresTokenRepository: TokenRepository {
             let inserted = try await connection.query(
                 """
                 INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by, replaces,
-                                    audiences, allowed_cidrs, meta, enabled)
+                                    audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every, refilled_at)
                 SELECT user_id, scopes, \(ByteBuffer(bytes: digest.bytes)), \(digest.keyID), \(displayPrefix), name, expires_at, \(actor), id,
-                       audiences, allowed_cidrs, meta, enabled
+                       audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every, refilled_at
                 FROM tokens WHERE id = \(id)
                 RETURNING \(unescaped: Self.columns)
                 """,
@@ -462,7 +496,7 @@ public struct PostgresTokenRepository: TokenRepository {
 
     private static func record(_ row: Row) -> TokenRecord {
         let (id, userID, scopes, hash, keyID, displayPrefix, name, createdAt, expiresAt, revokedAt, lastUsedAt, createdBy, replaces, replacedBy,
-            audiences, allowedCidrs, meta, enabled) = row
+            audiences, allowedCidrs, meta, enabled, maxUses, usesLeft, refillAmount, refillEvery) = row
         return TokenRecord(
             id: id,
             userID: userID,
@@ -482,8 +516,11 @@ public struct PostgresTokenRepository: TokenRepository {
                 // Stored only after parsing; an entry that no longer parses restricts to nothing rather than to everywhere.
                 allowedNetworks: allowedCidrs.map { $0.map { IPNetwork(cidr: $0) ?? .nowhere } },
                 meta: meta,
-                enabled: enabled
-            )
+                enabled: enabled,
+                maxUses: maxUses,
+                refill: refillAmount.flatMap { amount in refillEvery.flatMap(UsageRefill.Period.init(rawValue:)).map { UsageRefill(amount: amount, every: $0) } }
+            ),
+            usesLeft: usesLeft
         )
     }
 }

@@ -34,4 +34,7 @@ public protocol TokenRepository: Sendable {
     func auditEvents(_ query: AuditQuery, logger: Logger) async throws -> AuditPage
     /// Replaces a token's digest made under an old key with `newDigest`, if it still holds `oldDigest`.
     func rehash(id: UUID, from oldDigest: TokenDigest, to newDigest: TokenDigest, logger: Logger) async throws
+    /// Spends one use of a usage-limited token, refilling it first when a refill is due; returns the uses left, or
+    /// `nil` when none was (the token is unchanged then). One atomic decision, exact under concurrency.
+    func spendUse(of id: UUID, logger: Logger) async throws -> Int?
 }

@@ -90,9 +90,12 @@ struct TokenController {
 
     /// Validates a `PATCH` body: every field optional, at least one given; `null` clears an optional field.
     static func tokenChanges(from object: [String: JSONValue], keyNames: Set<String>) throws -> TokenChanges {
-        var reader = FieldReader(object, allowed: ["name", "scopes", "expiresAt", "audiences", "allowedCidrs", "meta", "enabled"])
+        var reader = FieldReader(
+            object, allowed: ["name", "scopes", "expiresAt", "audiences", "allowedCidrs", "meta", "enabled", "maxUses", "refill"])
         var changes = TokenChanges()
-        if object.isEmpty { reader.fail("body", "changes nothing; give at least one of name, scopes, expiresAt, audiences, allowedCidrs, meta, enabled") }
+        if object.isEmpty {
+            reader.fail("body", "changes nothing; give at least one of name, scopes, expiresAt, audiences, allowedCidrs, meta, enabled, maxUses, refill")
+        }
         if object["name"] != nil {
             let name = reader.string("name", required: false)
             if let name {
@@ -114,6 +117,8 @@ struct TokenController {
         if object["allowedCidrs"] != nil { changes.allowedNetworks = .some(TextRules.networks(reader.strings("allowedCidrs"), into: &reader)) }
         if object["meta"] != nil { changes.meta = .some(TextRules.meta(reader.value("meta"), into: &reader)) }
         if object["enabled"] != nil { changes.enabled = reader.bool("enabled") }
+        if object["maxUses"] != nil { changes.maxUses = .some(reader.integer("maxUses", required: false, in: TokenPolicy.usesRange)) }
+        if object["refill"] != nil { changes.refill = .some(TextRules.refill(reader.value("refill"), into: &reader)) }
         guard reader.errors.isEmpty else { throw APIError.validation(reader.errors) }
         return changes
     }
@@ -173,7 +178,8 @@ struct TokenController {
 
     /// Validates a create body, reporting every failing field at once.
     static func tokenRequest(from object: [String: JSONValue], allowingEveryScope: Bool, keyNames: Set<String>) throws -> TokenRequest {
-        var reader = FieldReader(object, allowed: ["userId", "scopes", "expiresInMinutes", "name", "audiences", "allowedCidrs", "meta"])
+        var reader = FieldReader(
+            object, allowed: ["userId", "scopes", "expiresInMinutes", "name", "audiences", "allowedCidrs", "meta", "maxUses", "refill"])
         let userID = reader.string("userId", required: true)
         if let userID, let problem = TextRules.newUserIDProblem(userID) { reader.fail("userId", problem) }
         let scopes = TextRules.scopes(reader.strings("scopes"), field: "scopes", into: &reader)
@@ -278,9 +284,17 @@ extension TokenController {
             object.key("expiresAt", in: &buffer); JSONText.write(record.expiresAt, to: &buffer)
             object.key("id", in: &buffer); JSONText.write(record.id, to: &buffer)
             object.key("lastUsedAt", in: &buffer); JSONText.write(orNull: record.lastUsedAt, to: &buffer)
+            object.key("maxUses", in: &buffer); buffer.writeString(record.policy.maxUses.map(String.init) ?? "null")
             object.key("meta", in: &buffer); buffer.writeString(record.policy.meta ?? "null")
             object.key("name", in: &buffer); JSONText.write(orNull: record.name, to: &buffer)
             object.key("prefix", in: &buffer); JSONText.write(record.displayPrefix, to: &buffer)
+            object.key("refill", in: &buffer)
+            if let refill = record.policy.refill {
+                buffer.writeString(#"{"amount":\#(refill.amount),"every":"\#(refill.period.rawValue)"}"#)
+            } else {
+                buffer.writeStaticString("null")
+            }
+            object.key("remaining", in: &buffer); buffer.writeString(record.policy.maxUses == nil ? "null" : String(record.usesLeft ?? 0))
             object.key("replacedBy", in: &buffer); JSONText.write(orNull: record.replacedBy, to: &buffer)
             object.key("replaces", in: &buffer); JSONText.write(orNull: record.replaces, to: &buffer)
             object.key("revokedAt", in: &buffer); JSONText.write(orNull: record.revokedAt, to: &buffer)
@@ -330,6 +344,15 @@ struct TokenMetadata: ResponseEncodable, Equatable {
     var allowedCidrs: [String]?
     var meta: JSONValue?
     var enabled: Bool
+    var maxUses: Int?
+    var refill: Refill?
+    var remaining: Int?
+
+    /// How a usage-limited token's uses are restored.
+    struct Refill: Encodable, Equatable {
+        var amount: Int
+        var every: String
+    }
 
     init(_ record: TokenRecord, at now: Date) {
         self.summary = TokenSummary(record)
@@ -342,9 +365,14 @@ struct TokenMetadata: ResponseEncodable, Equatable {
         self.allowedCidrs = record.policy.allowedNetworks?.map(\.text)
         self.meta = record.policy.meta.flatMap { try? JSONParser.parse(ByteBuffer(string: $0)) }
         self.enabled = record.policy.enabled
+        self.maxUses = record.policy.maxUses
+        self.refill = record.policy.refill.map { Refill(amount: $0.amount, every: $0.period.rawValue) }
+        self.remaining = record.policy.maxUses == nil ? nil : record.usesLeft ?? 0
     }
 
-    private enum CodingKeys: String, CodingKey { case lastUsedAt, revokedAt, replaces, replacedBy, status, audiences, allowedCidrs, meta, enabled }
+    private enum CodingKeys: String, CodingKey {
+        case lastUsedAt, revokedAt, replaces, replacedBy, status, audiences, allowedCidrs, meta, enabled, maxUses, refill, remaining
+    }
 
     func encode(to encoder: any Encoder) throws {
         try summary.encode(to: encoder)
@@ -353,6 +381,9 @@ struct TokenMetadata: ResponseEncodable, Equatable {
         try container.encode(allowedCidrs, forKey: .allowedCidrs)
         try container.encode(meta, forKey: .meta)
         try container.encode(enabled, forKey: .enabled)
+        try container.encode(maxUses, forKey: .maxUses)
+        try container.encode(refill, forKey: .refill)
+        try container.encode(remaining, forKey: .remaining)
         try container.encode(lastUsedAt, forKey: .lastUsedAt)  // null when absent, as every key is always present
         try container.encode(revokedAt, forKey: .revokedAt)
         try container.encode(replaces, forKey: .replaces)

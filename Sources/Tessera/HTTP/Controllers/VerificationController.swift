@@ -59,6 +59,10 @@ extension VerificationController {
                     buffer.writeStaticString(#","meta":"#)
                     buffer.writeString(meta)
                 }
+                if record.policy.maxUses != nil {
+                    buffer.writeStaticString(#","remaining":"#)
+                    buffer.writeString(String(record.usesLeft ?? 0))
+                }
                 buffer.writeStaticString(#","scopes":"#)
                 JSONText.write(record.scopes, to: &buffer)
                 buffer.writeStaticString(#","tokenId":"#)
