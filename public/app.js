@@ -135,7 +135,12 @@ function renderTokens(tokens, append) {
       pause.textContent = paused ? "Resume" : "Pause";
       pause.setAttribute("aria-label", `${paused ? "Resume" : "Pause"} token ${token.prefix}`);
       pause.addEventListener("click", () => setEnabled(token, paused));
-      actions.append(rotate, pause, revoke);
+      const edit = document.createElement("button");
+      edit.type = "button";
+      edit.textContent = "Edit";
+      edit.setAttribute("aria-label", `Edit token ${token.prefix}`);
+      edit.addEventListener("click", () => askEdit(token));
+      actions.append(rotate, edit, pause, revoke);
     } else {
       actions.textContent = "—";
     }
@@ -191,6 +196,56 @@ async function loadAudit(userId) {
   $("audit-caption").textContent = userId ? `Latest audit events for ${userId}` : "Latest audit events";
   $("audit-table").hidden = page.events.length === 0;
   if (page.events.length === 0) say(userId ? `No audit events for ${userId}.` : "No audit events.", "info");
+}
+
+/** Opens the edit dialog for `token`, and on Save sends only the fields that changed. */
+function askEdit(token) {
+  const dialog = $("edit-dialog");
+  $("edit-prefix").textContent = `${token.prefix}…`;
+  const before = {
+    name: token.name ?? "",
+    audiences: (token.audiences ?? []).join(" "),
+    cidrs: (token.allowedCidrs ?? []).join(" "),
+    meta: token.meta ? JSON.stringify(token.meta) : "",
+    maxUses: token.maxUses ? String(token.maxUses) : "",
+  };
+  $("edit-name").value = before.name;
+  $("edit-audiences").value = before.audiences;
+  $("edit-cidrs").value = before.cidrs;
+  $("edit-meta").value = before.meta;
+  $("edit-max-uses").value = before.maxUses;
+  dialog.returnValue = "";
+  dialog.onclose = async () => {
+    if (dialog.returnValue !== "save") return;
+    clearMessage();
+    const body = {};
+    const name = $("edit-name").value.trim();
+    if (name !== before.name) body.name = name || null;
+    const audiences = $("edit-audiences").value.trim();
+    if (audiences !== before.audiences) body.audiences = audiences ? parseScopes(audiences) : null;
+    const cidrs = $("edit-cidrs").value.trim();
+    if (cidrs !== before.cidrs) body.allowedCidrs = cidrs ? parseScopes(cidrs) : null;
+    const meta = $("edit-meta").value.trim();
+    if (meta !== before.meta) {
+      try {
+        body.meta = meta ? JSON.parse(meta) : null;
+      } catch (_) {
+        say("The data is not valid JSON; write an object such as {\"plan\": \"pro\"}.");
+        return;
+      }
+    }
+    const maxUses = $("edit-max-uses").value.trim();
+    if (maxUses !== before.maxUses) body.maxUses = maxUses ? Number.parseInt(maxUses, 10) : null;
+    if (Object.keys(body).length === 0) return;
+    try {
+      await api("PATCH", `/api/tokens/${token.id}`, body);
+      say(`Token ${token.prefix}… is updated.`, "info");
+      await refreshList();
+    } catch (error) {
+      say(error.message);
+    }
+  };
+  dialog.showModal();
 }
 
 /** Pauses a token (it answers DISABLED until resumed) or resumes it. */

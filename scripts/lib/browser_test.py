@@ -209,6 +209,24 @@ def main():
         assert listed("policy-user") == [("restricted", "active")], listed("policy-user")
         step("pausing a token from its row shows it paused; resuming makes it active again")
 
+        # Edit it: a new name, no networks, a usage limit; the API then shows exactly that.
+        driver.find_element(By.XPATH, "//tbody[@id='token-rows']//button[text()='Edit']").click()
+        wait.until(EC.visibility_of_element_located((By.ID, "edit-dialog")))
+        assert driver.find_element(By.ID, "edit-cidrs").get_attribute("value") == "203.0.113.0/24"
+        assert driver.find_element(By.ID, "edit-meta").get_attribute("value") == '{"plan":"pro"}'
+        fill("edit-name", "edited")
+        driver.find_element(By.ID, "edit-cidrs").clear()
+        fill("edit-max-uses", "3")
+        driver.find_element(By.CSS_SELECTOR, "#edit-form button[value=save]").click()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "message"), "is updated"))
+        assert listed("policy-user") == [("edited", "active")], listed("policy-user")
+        after = driver.execute_async_script(
+            """const [key, token, done] = arguments;
+            fetch('/api/tokens/verify', {method: 'POST', headers: {'X-API-Key': key, 'Content-Type': 'application/json'},
+                body: JSON.stringify({token, clientIp: '198.51.100.1'})}).then(r => r.json()).then(done);""", args.key, restricted)
+        assert after.get("active") is True and after.get("remaining") == 2 and after.get("meta") == {"plan": "pro"}, after
+        step("editing a token from its row renames it, lifts its networks and limits its uses")
+
         # The audit filter shows exactly one user's events.
         def audited(user):
             fill("audit-user", user)
