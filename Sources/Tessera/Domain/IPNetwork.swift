@@ -40,11 +40,6 @@ public struct IPNetwork: Sendable, Equatable, Hashable {
     /// A network no client address lies in: what a stored entry that no longer parses restricts a token to.
     public static let nowhere = IPNetwork("0.0.0.0/32")!
 
-    /// Whether the address written as `text` lies in this network.
-    public func contains(address text: String) -> Bool {
-        IPNetwork.parseAddress(text).map(contains) ?? false
-    }
-
     /// Whether `address` (4 or 16 bytes) lies in this network.
     func contains(_ address: [UInt8]) -> Bool {
         guard address.count == bytes.count else { return false }

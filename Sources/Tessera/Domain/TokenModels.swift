@@ -187,6 +187,17 @@ public struct TokenChanges: Sendable, Equatable {
         return refusals
     }
 
+    /// Whether these changes set the token's usage limit, and so its uses left: `maxUses` given, or a refill given
+    /// to a token without a limit (which it then limits to the refill's amount).
+    public func resetsUsesLeft(of record: TokenRecord) -> Bool {
+        if maxUses != nil { return true }
+        if case .some(.some) = refill { return record.policy.maxUses == nil }
+        return false
+    }
+
+    /// Whether these changes start the refill period afresh: the limit or the refill changed.
+    public var restartsRefillPeriod: Bool { maxUses != nil || refill != nil }
+
     /// `record` with these changes made.
     public func applied(to record: TokenRecord) -> TokenRecord {
         var record = record

@@ -187,7 +187,8 @@ public final class TokenService: Sendable {
         guard policy.enabled else { return .disabled }
         if let audiences = policy.audiences, !audiences.contains(where: { $0 == verifier?.name }) { return .wrongAudience }
         if let networks = policy.allowedNetworks {
-            guard let address = verifier?.clientAddress, networks.contains(where: { $0.contains(address: address) }) else { return .ipNotAllowed }
+            guard let address = verifier?.clientAddress.flatMap(IPNetwork.parseAddress), networks.contains(where: { $0.contains(address) })
+            else { return .ipNotAllowed }
         }
         return nil
     }

@@ -273,8 +273,8 @@ enum TextRules {
     static func meta(_ value: JSONValue?, into reader: inout FieldReader) -> String? {
         switch value {
         case nil, .null?: return nil
-        case .object?:
-            let text = value!.compactText
+        case .object(let members)?:
+            let text = JSONValue.object(members).compactText
             guard text.utf8.count <= TokenPolicy.maximumMetaBytes else {
                 reader.fail("meta", "must be at most \(TokenPolicy.maximumMetaBytes) bytes as compact JSON; this one is \(text.utf8.count)")
                 return nil

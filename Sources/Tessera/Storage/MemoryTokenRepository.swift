@@ -87,7 +87,7 @@ public actor MemoryTokenRepository: TokenRepository {
         guard refusals.isEmpty else { return .refused(refusals) }
         let updated = changes.applied(to: record)
         records[id] = updated
-        if changes.refill != nil || changes.maxUses != nil, let refill = updated.policy.refill {
+        if changes.restartsRefillPeriod, let refill = updated.policy.refill {
             refilledAt[id] = Self.periodStart(refill.period, of: Date())
         }
         recordAudit(action: "token.update", actor: actor, token: updated)

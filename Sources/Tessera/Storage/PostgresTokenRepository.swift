@@ -252,10 +252,9 @@ public struct PostgresTokenRepository: TokenRepository {
                 UPDATE tokens SET name = \(updated.name), scopes = \(updated.scopes), expires_at = LEAST(expires_at, \(updated.expiresAt)),
                     audiences = \(updated.policy.audiences)::text[], allowed_cidrs = \(updated.policy.allowedNetworks?.map(\.text))::text[],
                     meta = \(updated.policy.meta), enabled = \(updated.policy.enabled), max_uses = \(updated.policy.maxUses),
-                    uses_left = CASE WHEN \(updated.policy.maxUses != record.policy.maxUses || changes.maxUses != nil)
-                        THEN \(updated.policy.maxUses) ELSE uses_left END,
+                    uses_left = CASE WHEN \(changes.resetsUsesLeft(of: record)) THEN \(updated.policy.maxUses) ELSE uses_left END,
                     refill_amount = \(updated.policy.refill?.amount), refill_every = \(updated.policy.refill?.period.rawValue),
-                    refilled_at = CASE WHEN \(updated.policy.refill != record.policy.refill || changes.maxUses != nil)
+                    refilled_at = CASE WHEN \(changes.restartsRefillPeriod)
                         THEN date_trunc(\(updated.policy.refill?.period.rawValue ?? "hour"), now(), 'UTC') ELSE refilled_at END
                 WHERE id = \(id)
                 RETURNING \(unescaped: Self.columns)
