@@ -198,6 +198,21 @@ async function loadAudit(userId) {
   if (page.events.length === 0) say(userId ? `No audit events for ${userId}.` : "No audit events.", "info");
 }
 
+/** The refill chosen in the `<prefix>-refill-every` and `-amount` fields, `null` for none, or an Error for people. */
+function readRefill(prefix) {
+  const every = $(`${prefix}-refill-every`).value;
+  const amount = $(`${prefix}-refill-amount`).value.trim();
+  if (!every) return null;
+  if (!amount) return new Error("Say how many uses each refill gives back.");
+  return { amount: Number.parseInt(amount, 10), every };
+}
+
+/** `date` as a `datetime-local` value in this browser's time zone, to the second. */
+function localDateTime(date) {
+  const shifted = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
+  return shifted.toISOString().slice(0, 19);
+}
+
 /** Opens the edit dialog for `token`, and on Save sends only the fields that changed. */
 function askEdit(token) {
   const dialog = $("edit-dialog");
@@ -207,13 +222,23 @@ function askEdit(token) {
     audiences: (token.audiences ?? []).join(" "),
     cidrs: (token.allowedCidrs ?? []).join(" "),
     meta: token.meta ? JSON.stringify(token.meta) : "",
+    scopes: token.scopes.join(" "),
+    expires: localDateTime(new Date(token.expiresAt)),
     maxUses: token.maxUses ? String(token.maxUses) : "",
+    refillEvery: token.refill ? token.refill.every : "",
+    refillAmount: token.refill ? String(token.refill.amount) : "",
+    rateLimit: token.rateLimit ?? "",
   };
   $("edit-name").value = before.name;
   $("edit-audiences").value = before.audiences;
   $("edit-cidrs").value = before.cidrs;
   $("edit-meta").value = before.meta;
+  $("edit-scopes").value = before.scopes;
+  $("edit-expires").value = before.expires;
   $("edit-max-uses").value = before.maxUses;
+  $("edit-refill-every").value = before.refillEvery;
+  $("edit-refill-amount").value = before.refillAmount;
+  $("edit-rate-limit").value = before.rateLimit;
   dialog.returnValue = "";
   dialog.onclose = async () => {
     if (dialog.returnValue !== "save") return;
@@ -234,8 +259,22 @@ function askEdit(token) {
         return;
       }
     }
+    const scopes = $("edit-scopes").value.trim();
+    if (scopes !== before.scopes) body.scopes = parseScopes(scopes);
+    const expires = $("edit-expires").value;
+    if (expires && expires !== before.expires) body.expiresAt = new Date(expires).toISOString().replace(/\.\d{3}Z$/, "Z");
     const maxUses = $("edit-max-uses").value.trim();
     if (maxUses !== before.maxUses) body.maxUses = maxUses ? Number.parseInt(maxUses, 10) : null;
+    if ($("edit-refill-every").value !== before.refillEvery || $("edit-refill-amount").value.trim() !== before.refillAmount) {
+      const refill = readRefill("edit");
+      if (refill instanceof Error) {
+        say(refill.message);
+        return;
+      }
+      body.refill = refill;
+    }
+    const rateLimit = $("edit-rate-limit").value.trim();
+    if (rateLimit !== before.rateLimit) body.rateLimit = rateLimit || null;
     if (Object.keys(body).length === 0) return;
     try {
       await api("PATCH", `/api/tokens/${token.id}`, body);
@@ -322,6 +361,16 @@ document.addEventListener("DOMContentLoaded", () => {
     if (audiences.length > 0) body.audiences = audiences;
     const networks = parseScopes($("create-cidrs").value);
     if (networks.length > 0) body.allowedCidrs = networks;
+    const maxUses = $("create-max-uses").value.trim();
+    if (maxUses) body.maxUses = Number.parseInt(maxUses, 10);
+    const refill = readRefill("create");
+    if (refill instanceof Error) {
+      say(refill.message);
+      return;
+    }
+    if (refill) body.refill = refill;
+    const rateLimit = $("create-rate-limit").value.trim();
+    if (rateLimit) body.rateLimit = rateLimit;
     const meta = $("create-meta").value.trim();
     if (meta) {
       try {

@@ -103,7 +103,8 @@ public func buildApplication(
     )
     let usage = UsageRecorder(repository: repository, interval: configuration.lastUsedFlushInterval, logger: logger)
     let service = TokenService(
-        repository: repository, hasher: configuration.hasher, prefix: configuration.tokenPrefix, usage: usage, metrics: metrics, cache: cache)
+        repository: repository, hasher: configuration.hasher, prefix: configuration.tokenPrefix, usage: usage, metrics: metrics, cache: cache,
+        tokenLimits: rateLimiters.tokens)
     let router = buildRouter(
         service: service,
         configuration: configuration,

@@ -76,7 +76,7 @@ struct JSONTests {
                 createdBy: "admin", replaces: UUID(), replacedBy: UUID(),
                 policy: TokenPolicy(
                     audiences: ["gateway"], allowedNetworks: [IPNetwork(cidr: "10.0.0.0/8")!], meta: #"{"a":[1,"x",null]}"#, enabled: false, maxUses: 9,
-                    refill: UsageRefill(amount: 9, every: .day)),
+                    refill: UsageRefill(amount: 9, every: .day), rateLimit: TokenPolicy.rateLimit(quota: 100, window: 60)),
                 usesLeft: 4),
             TokenRecord(
                 id: UUID(), userID: "old", scopes: ["*"], digest: .init(bytes: [3], keyID: 1), displayPrefix: "tsr_ijkl", name: nil,
@@ -135,6 +135,10 @@ struct JSONTests {
             #expect(try JSONSerialization.jsonObject(with: Data(written.utf8)) as? NSDictionary == JSONSerialization.jsonObject(with: encoded) as? NSDictionary)
         }
         #expect(VerificationController.VerificationResult(.inactive(.revoked)).json == #"{"active":false,"code":"REVOKED"}"#)
+        let spent = RateLimitDecision(allowed: false, remaining: 0, resetSeconds: 60, retryAfterSeconds: 20)
+        #expect(
+            VerificationController.VerificationResult(.rateLimited(TokenPolicy.rateLimit(quota: 3, window: 60), spent)).json
+                == #"{"active":false,"code":"RATE_LIMITED","rateLimit":{"limit":3,"remaining":0,"reset":60,"retryAfter":20}}"#)
     }
 
     @Test func datesAtTheEdgeOfFourDigitYearsAreWrittenInFull() {

@@ -153,9 +153,10 @@ struct LookupBatcherTests {
         // The other two each time out, in batches of their own (the first is answered in its 0.7 s on an idle machine).
         #expect(Set(outcomes.filter { $0.late }.map { $0.key }).isSuperset(of: [2, 4]))
         for outcome in outcomes where outcome.late {
-            // Not more than a tenth of the timeout early, and answered not long after the deadline.
+            // Not more than a tenth of the timeout early, and answered well before a second deadline could pass
+            // (with room for timers delayed while CPU-bound suites share the two cores of the cooperative pool).
             #expect(outcome.answered - outcome.asked >= timeout * 0.9)
-            #expect(outcome.answered - outcome.asked < timeout * 2)
+            #expect(outcome.answered - outcome.asked < timeout * 2.5)
         }
     }
 

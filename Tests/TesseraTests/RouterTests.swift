@@ -45,7 +45,7 @@ struct RouterTests {
             #expect(!list.text.contains(token))
             let tokens = try #require(list.json["tokens"] as? [[String: Any]])
             #expect(tokens.count == 1)
-            #expect(Set(tokens[0].keys) == ["id", "prefix", "userId", "scopes", "name", "createdAt", "expiresAt", "lastUsedAt", "revokedAt", "replaces", "replacedBy", "status", "audiences", "allowedCidrs", "meta", "enabled", "maxUses", "refill", "remaining"])
+            #expect(Set(tokens[0].keys) == ["id", "prefix", "userId", "scopes", "name", "createdAt", "expiresAt", "lastUsedAt", "revokedAt", "replaces", "replacedBy", "status", "audiences", "allowedCidrs", "meta", "enabled", "maxUses", "refill", "remaining", "rateLimit"])
             #expect(tokens[0]["status"] as? String == "active")
             #expect(list.json.keys.contains("nextCursor"))
 

@@ -139,6 +139,49 @@ struct TokenPolicyTests {
         }
     }
 
+    @Test func aTokensOwnRateLimitCountsItsVerificationsAndSpendsNoUseWhenSpent() async throws {
+        try await withAPI { api in
+            let (token, id) = try await Self.create(api, #","rateLimit":"3/60s","maxUses":10"#)
+            let (other, _) = try await Self.create(api, #","rateLimit":"3/60s""#)
+            for left in [2, 1, 0] {
+                let verified = try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: #"{"token":"\#(token)"}"#)
+                let limit = try #require(verified.json["rateLimit"] as? [String: Any])
+                #expect(verified.json["active"] as? Bool == true && limit["limit"] as? Int == 3 && limit["remaining"] as? Int == left)
+                #expect(verified.headers[values: .rateLimitPolicy].contains(#""token";q=3;w=60"#))
+                #expect(verified.headers[values: .rateLimit].contains { $0.hasPrefix(#""token";r=\#(left);t="#) })
+            }
+            let limited = try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: #"{"token":"\#(token)"}"#)
+            #expect(limited.status == .ok && limited.json["active"] as? Bool == false && limited.json["code"] as? String == "RATE_LIMITED")
+            let limit = try #require(limited.json["rateLimit"] as? [String: Any])
+            #expect(limit["remaining"] as? Int == 0 && (limit["retryAfter"] as? Int ?? 0) >= 1)
+            #expect(limited.headers[values: .rateLimit].contains { $0.hasPrefix(#""token";r=0;t="#) })
+            // Spent for this token only, and with no use spent while limited.
+            #expect(try await Self.verify(api, other)["active"] as? Bool == true)
+            #expect(try await api.send(.get, "/api/tokens/\(id)").json["remaining"] as? Int == 7)
+            let forwardAuth = try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: [.authorization: "Bearer \(token)"])
+            #expect(forwardAuth.status == .tooManyRequests && forwardAuth.headers[.retryAfter] != nil)
+            let introspection = try await api.send(
+                .post, "/oauth2/introspect", key: Fixtures.verifierKey, headers: [.contentType: "application/x-www-form-urlencoded"], body: "token=\(token)")
+            #expect(introspection.text == #"{"active":false}"#)
+
+            // Raised at once by an edit; lifted by null.
+            let raised = try await api.send(.patch, "/api/tokens/\(id)", json: #"{"rateLimit":"100/60s"}"#)
+            #expect(raised.status == .ok && raised.json["rateLimit"] as? String == "100/60s")
+            #expect(try await Self.verify(api, token)["active"] as? Bool == true)
+            #expect(try await api.send(.patch, "/api/tokens/\(id)", json: #"{"rateLimit":null}"#).json["rateLimit"] is NSNull)
+            let unlimited = try await Self.verify(api, token)
+            #expect(unlimited["active"] as? Bool == true && unlimited["rateLimit"] == nil)
+            let listed = try #require(try await api.send(.get, "/api/tokens?userId=p").json["tokens"] as? [[String: Any]])
+            #expect(Set(listed.map { $0["rateLimit"] is NSNull ? "none" : $0["rateLimit"] as? String ?? "?" }) == ["none", "3/60s"])
+
+            for value in [#""0/60s""#, #""+5/60s""#, #""5/60""#, "5", #""5/0s""#, #""5/86401s""#, #""10000001/60s""#, #""5/ 60s""#, #""05/60s""#, #""5/60s/1s""#] {
+                let refused = try await api.send(.post, "/api/tokens", json: #"{"userId":"p","expiresInMinutes":60,"rateLimit":\#(value)}"#)
+                #expect(refused.status == .badRequest && refused.fieldErrors["rateLimit"] != nil, "\(value): \(refused.text.prefix(200))")
+                #expect(try await api.send(.patch, "/api/tokens/\(id)", json: #"{"rateLimit":\#(value)}"#).fieldErrors["rateLimit"] != nil)
+            }
+        }
+    }
+
     @Test func patchEditsPausesNarrowsAndShortensButNeverWidens() async throws {
         try await withAPI { api in
             let (token, id) = try await Self.create(api, #","scopes":["repo:*","ci"],"name":"old""#)

@@ -199,6 +199,31 @@ struct VerificationCacheTests {
         }
     }
 
+    @Test func aTokensOwnRateLimitIsSharedAcrossInstances() async throws {
+        try await withTwoInstances { client, remote, _, local in
+            let logger = Fixtures.logger
+            let instances = [remote, local]
+            let policy = TokenPolicy(rateLimit: TokenPolicy.rateLimit(quota: 5, window: 3600))
+            let (token, record) = try await local.issue(TokenRequest(userID: "rate", scopes: [], lifetimeMinutes: 60, policy: policy), by: caller, logger: logger)
+            #expect(try await PostgresTokenRepository(client: client).token(id: record.id, logger: logger)?.policy == policy)
+            let answers = try await withThrowingTaskGroup(of: Verification.self) { group in
+                for index in 0..<40 { group.addTask { try await instances[index % 2].verify(token.secret, logger: logger) } }
+                return try await group.reduce(into: [Verification]()) { $0.append($1) }
+            }
+            var remaining: [Int] = []
+            for case .active(let verified) in answers { remaining.append(verified.rateLimitDecision?.remaining ?? -1) }
+            #expect(remaining.sorted() == Array(0..<5))
+            var refused = 0
+            for case .rateLimited(let limit, let decision) in answers where limit == policy.rateLimit && !decision.allowed && decision.retryAfterSeconds > 0 {
+                refused += 1
+            }
+            #expect(refused == 35)
+            // The budget is the token's alone, kept under its id in the shared table.
+            let rows = try await client.query("SELECT count(*)::int8 FROM rate_limits WHERE policy = 'token'", logger: logger)
+            for try await count in rows.decode(Int64.self) { #expect(count == 1) }
+        }
+    }
+
     @Test func revokingEveryTokenOfAUserIsOneTransactionAndReachesEveryCache() async throws {
         try await TestDatabase.withDatabase { client, _ in
             let logger = Fixtures.logger
@@ -270,7 +295,7 @@ struct VerificationCacheTests {
 }
 
 /// Runs `body` with two instances on one new database: `remote` caches, its feed polling the invalidation log;
-/// `local` has no cache.
+/// `local` has no cache; both count tokens' own rate limits in PostgreSQL.
 private func withTwoInstances(
     _ body: @escaping @Sendable (_ client: PostgresClient, _ remote: TokenService, _ remoteCache: VerificationCache, _ local: TokenService) async throws
         -> Void
@@ -278,8 +303,11 @@ private func withTwoInstances(
     try await TestDatabase.withDatabase { client, _ in
         let hasher = TokenHasher(currentKey: Fixtures.hashKey)
         let remoteCache = VerificationCache(timeToLive: .seconds(60))
-        let remote = TokenService(repository: PostgresTokenRepository(client: client), hasher: hasher, prefix: .default, cache: remoteCache)
-        let local = TokenService(repository: PostgresTokenRepository(client: client), hasher: hasher, prefix: .default)
+        // Tokens' own rate limits shared through PostgreSQL, as RATE_LIMIT_STORE=postgres has them.
+        let tokenLimits = RateLimiters(RateLimitSettings(), client: client, timeout: .seconds(5)).tokens
+        let remote = TokenService(
+            repository: PostgresTokenRepository(client: client), hasher: hasher, prefix: .default, cache: remoteCache, tokenLimits: tokenLimits)
+        let local = TokenService(repository: PostgresTokenRepository(client: client), hasher: hasher, prefix: .default, tokenLimits: tokenLimits)
         let feed = InvalidationFeed(client: client, observers: [remoteCache], logger: Fixtures.logger)
         let polling = Task { try await feed.run() }
         defer { polling.cancel() }

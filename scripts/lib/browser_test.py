@@ -186,10 +186,11 @@ def main():
         fill("create-audiences", "admin")
         fill("create-cidrs", "203.0.113.0/24")
         fill("create-meta", '{"plan": "pro"}')
+        fill("create-rate-limit", "100/60s")
         driver.find_element(By.CSS_SELECTOR, "#create-form button[type=submit]").click()
         restricted = wait.until(EC.visibility_of_element_located((By.ID, "secret-value"))).get_attribute("value")
         driver.find_element(By.ID, "dismiss-secret").click()
-        for field in ["create-audiences", "create-cidrs", "create-meta"]:
+        for field in ["create-audiences", "create-cidrs", "create-meta", "create-rate-limit"]:
             driver.find_element(By.ID, field).clear()
         def verify(token, client_ip):
             """The verify answer for `token` from `client_ip`, asked from inside the page (same origin)."""
@@ -200,8 +201,25 @@ def main():
 
         inside, outside = verify(restricted, "203.0.113.5"), verify(restricted, "198.51.100.1")
         assert inside.get("active") is True and inside.get("meta") == {"plan": "pro"}, inside
+        assert inside.get("rateLimit", {}).get("limit") == 100, inside
         assert outside.get("code") == "IP_NOT_ALLOWED", outside
-        step("a token made with audiences, networks and data from the page verifies inside its network only")
+        step("a token made with audiences, networks, data and a rate limit from the page verifies inside its network only")
+
+        # A usage-limited token with a daily refill, made in the page.
+        fill("create-user", "uses-user")
+        fill("create-name", "counted")
+        fill("create-max-uses", "10")
+        Select(driver.find_element(By.ID, "create-refill-every")).select_by_value("day")
+        fill("create-refill-amount", "4")
+        driver.find_element(By.CSS_SELECTOR, "#create-form button[type=submit]").click()
+        counted = wait.until(EC.visibility_of_element_located((By.ID, "secret-value"))).get_attribute("value")
+        driver.find_element(By.ID, "dismiss-secret").click()
+        for field in ["create-max-uses", "create-refill-amount"]:
+            driver.find_element(By.ID, field).clear()
+        Select(driver.find_element(By.ID, "create-refill-every")).select_by_value("")
+        answer = verify(counted, None)
+        assert answer.get("active") is True and answer.get("remaining") == 9, answer
+        step("a token made with most uses and a daily refill from the page counts its uses")
 
         assert listed("policy-user") == [("restricted", "active")], listed("policy-user")
         driver.find_element(By.XPATH, "//tbody[@id='token-rows']//button[text()='Pause']").click()
@@ -226,6 +244,33 @@ def main():
         after = verify(restricted, "198.51.100.1")
         assert after.get("active") is True and after.get("remaining") == 2 and after.get("meta") == {"plan": "pro"}, after
         step("editing a token from its row renames it, lifts its networks and limits its uses")
+
+        # Edit it again: narrower scopes, an earlier expiry, a daily refill and a tighter rate limit.
+        def metadata(user):
+            return driver.execute_async_script(
+                """const [key, user, done] = arguments;
+                fetch('/api/tokens?userId=' + encodeURIComponent(user), {headers: {'X-API-Key': key}}).then(r => r.json()).then(done);""",
+                args.key, user)["tokens"][0]
+
+        before = metadata("policy-user")
+        driver.find_element(By.XPATH, "//tbody[@id='token-rows']//button[text()='Edit']").click()
+        wait.until(EC.visibility_of_element_located((By.ID, "edit-dialog")))
+        assert driver.find_element(By.ID, "edit-rate-limit").get_attribute("value") == "100/60s"
+        assert driver.find_element(By.ID, "edit-scopes").get_attribute("value") == "read"
+        driver.find_element(By.ID, "edit-scopes").clear()
+        driver.execute_script("document.getElementById('edit-expires').value = localDateTime(new Date(Date.now() + 30 * 60000))")
+        Select(driver.find_element(By.ID, "edit-refill-every")).select_by_value("day")
+        fill("edit-refill-amount", "3")
+        fill("edit-rate-limit", "1/3600s")
+        driver.find_element(By.CSS_SELECTOR, "#edit-form button[value=save]").click()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "message"), "is updated"))
+        edited = metadata("policy-user")
+        assert edited["scopes"] == [] and edited["refill"] == {"amount": 3, "every": "day"} and edited["rateLimit"] == "1/3600s", edited
+        assert edited["expiresAt"] < before["expiresAt"], (edited["expiresAt"], before["expiresAt"])
+        first, second = verify(restricted, None), verify(restricted, None)
+        assert first.get("active") is True and first.get("rateLimit", {}).get("remaining") == 0, first
+        assert second.get("code") == "RATE_LIMITED", second
+        step("editing a token's scopes, expiry, refill and rate limit from its row takes effect at once")
 
         # The audit filter shows exactly one user's events.
         def audited(user):

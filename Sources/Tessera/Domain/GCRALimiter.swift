@@ -22,20 +22,26 @@ public final class GCRALimiter: Sendable {
         self.gcra = GCRA(policy, unitsPerSecond: 1_000_000_000)
     }
 
-    /// Spends one request from `key`'s budget if it has one left.
-    public func acquire(_ key: String, now: Int64 = monotonicNanoseconds()) -> RateLimitDecision {
-        decide(key, now: now, consume: true)
+    /// Spends one request from `key`'s budget (under `policy`, the limiter's own by default) if it has one left.
+    public func acquire(_ key: String, under policy: RateLimitPolicy? = nil, now: Int64 = monotonicNanoseconds()) -> RateLimitDecision {
+        decide(key, now: now, consume: true, gcra: arithmetic(for: policy))
     }
 
     /// Whether `key` could spend a request now, without spending it.
     public func check(_ key: String, now: Int64 = monotonicNanoseconds()) -> RateLimitDecision {
-        decide(key, now: now, consume: false)
+        decide(key, now: now, consume: false, gcra: gcra)
     }
 
     /// How many keys are tracked now.
     public var trackedKeys: Int { state.withLock { $0.count } }
 
-    private func decide(_ key: String, now: Int64, consume: Bool) -> RateLimitDecision {
+    /// The arithmetic of `policy`: the limiter's own, worked out once, unless another is named.
+    private func arithmetic(for policy: RateLimitPolicy?) -> GCRA {
+        guard let policy, policy != self.policy else { return gcra }
+        return GCRA(policy, unitsPerSecond: 1_000_000_000)
+    }
+
+    private func decide(_ key: String, now: Int64, consume: Bool, gcra: GCRA) -> RateLimitDecision {
         state.withLock { table in
             let stored = table.value(for: key)
             let (fits, spent) = gcra.admit(stored: stored, now: now)

@@ -26,6 +26,9 @@ public struct RateLimitPolicy: Sendable, Equatable {
         self.init(name: name, quota: quota, window: window)
     }
 
+    /// `<quota>/<window>s`, as parsed.
+    public var text: String { "\(quota)/\(window)s" }
+
     /// The `RateLimit-Policy` field value.
     var headerValue: String { "\"\(name)\";q=\(quota);w=\(window)" }
 }

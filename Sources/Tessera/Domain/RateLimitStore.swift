@@ -3,14 +3,21 @@ import NIOConcurrencyHelpers
 
 /// Where a limiter keeps its budgets: process memory (the default) or PostgreSQL, shared by every instance.
 public protocol RateLimitStore: Sendable {
-    /// The budget every key gets.
+    /// The budget every key gets unless a call names its own (as a token's own rate limit does).
     var policy: RateLimitPolicy { get }
-    /// Spends one request from `key`'s budget if it has one left.
-    func acquire(_ key: String, logger: Logger) async throws -> RateLimitDecision
+    /// Spends one request from `key`'s budget under `policy` if it has one left.
+    func acquire(_ key: String, under policy: RateLimitPolicy, logger: Logger) async throws -> RateLimitDecision
+}
+
+extension RateLimitStore {
+    /// Spends one request from `key`'s budget under the store's own policy if it has one left.
+    public func acquire(_ key: String, logger: Logger) async throws -> RateLimitDecision {
+        try await acquire(key, under: policy, logger: logger)
+    }
 }
 
 extension GCRALimiter: RateLimitStore {
-    public func acquire(_ key: String, logger: Logger) -> RateLimitDecision { acquire(key) }
+    public func acquire(_ key: String, under policy: RateLimitPolicy, logger: Logger) -> RateLimitDecision { acquire(key, under: policy) }
 }
 
 /// One request's spend of one budget, made only when the work it pays for is about to start: a request refused

@@ -1,6 +1,6 @@
 /// The limiters of a running service: one budget per API key for admin routes and for verification, one per end
-/// client behind a trusted proxy for forward auth and introspection, and one per client address for failed or
-/// missing authentication.
+/// client behind a trusted proxy for forward auth and introspection, one per client address for failed or
+/// missing authentication, and one per token that has a rate limit of its own.
 public struct RateLimiters: Sendable {
     /// Admin routes, keyed by API key name.
     public let admin: any RateLimitStore
@@ -10,6 +10,8 @@ public struct RateLimiters: Sendable {
     public let endClient: any RateLimitStore
     /// Failed or missing authentication, keyed by client address (IPv6 by /64).
     public let authFailures: any RateLimitStore
+    /// Tokens' own rate limits, keyed by token id; each token brings its policy.
+    public let tokens: any RateLimitStore
 
     /// Limiters in process memory.
     public init(_ settings: RateLimitSettings) {
@@ -17,6 +19,7 @@ public struct RateLimiters: Sendable {
         verify = GCRALimiter(policy: settings.verify, capacity: settings.maximumTrackedKeys)
         endClient = GCRALimiter(policy: settings.endClient, capacity: settings.maximumTrackedKeys)
         authFailures = GCRALimiter(policy: settings.authFailures, capacity: settings.maximumTrackedKeys)
+        tokens = GCRALimiter(policy: TokenPolicy.rateLimitPartition, capacity: settings.maximumTrackedKeys)
     }
 }
 

@@ -55,6 +55,8 @@ public struct TokenRecord: Sendable, Equatable {
     public var policy = TokenPolicy()
     /// Uses left when its policy limits them, as last read.
     public var usesLeft: Int? = nil
+    /// What is left of its own rate limit, as the verification that read it left it.
+    public var rateLimitDecision: RateLimitDecision? = nil
 
     /// Creation time.
     public var createdAt: Date { Date(microsecondsSince1970: createdAtMicroseconds) }
@@ -83,11 +85,13 @@ public struct TokenPolicy: Sendable, Equatable {
     public var maxUses: Int?
     /// How its uses are restored, if they are.
     public var refill: UsageRefill?
+    /// How often it may be verified (named ``rateLimitName``), or `nil` for no limit of its own.
+    public var rateLimit: RateLimitPolicy?
 
     /// Creates a policy; the defaults restrict nothing.
     public init(
         audiences: [String]? = nil, allowedNetworks: [IPNetwork]? = nil, meta: String? = nil, enabled: Bool = true, maxUses: Int? = nil,
-        refill: UsageRefill? = nil
+        refill: UsageRefill? = nil, rateLimit: RateLimitPolicy? = nil
     ) {
         self.audiences = audiences
         self.allowedNetworks = allowedNetworks
@@ -95,6 +99,17 @@ public struct TokenPolicy: Sendable, Equatable {
         self.enabled = enabled
         self.maxUses = maxUses
         self.refill = refill
+        self.rateLimit = rateLimit
+    }
+
+    /// The name of every token's own rate limit, in `RateLimit-Policy` and `RateLimit`.
+    public static let rateLimitName = "token"
+    /// The policy naming where tokens' own budgets are kept; each token spends under its own ``rateLimit``.
+    public static let rateLimitPartition = RateLimitPolicy(name: rateLimitName, quota: 1, window: 1)
+
+    /// A token's own rate limit of `quota` verifications per `window` seconds.
+    public static func rateLimit(quota: Int, window: Int) -> RateLimitPolicy {
+        RateLimitPolicy(name: rateLimitName, quota: quota, window: window)
     }
 
     /// Most audiences, and most networks, one token may name.
@@ -158,6 +173,8 @@ public struct TokenChanges: Sendable, Equatable {
     /// A new limit on uses, which also resets the uses left to it; `.some(nil)` lifts the limit (and any refill).
     public var maxUses: Int??
     public var refill: UsageRefill??
+    /// A new rate limit of its own, taking effect at once; `.some(nil)` lifts it.
+    public var rateLimit: RateLimitPolicy??
 
     /// Creates an empty set of changes.
     public init() {}
@@ -167,7 +184,7 @@ public struct TokenChanges: Sendable, Equatable {
         [
             name.map { _ in "name" }, scopes.map { _ in "scopes" }, expiresAt.map { _ in "expiresAt" }, audiences.map { _ in "audiences" },
             allowedNetworks.map { _ in "allowedCidrs" }, meta.map { _ in "meta" }, enabled.map { _ in "enabled" },
-            maxUses.map { _ in "maxUses" }, refill.map { _ in "refill" },
+            maxUses.map { _ in "maxUses" }, refill.map { _ in "refill" }, rateLimit.map { _ in "rateLimit" },
         ].compactMap { $0 }.sorted()
     }
 
@@ -208,6 +225,7 @@ public struct TokenChanges: Sendable, Equatable {
         if let allowedNetworks { record.policy.allowedNetworks = allowedNetworks }
         if let meta { record.policy.meta = meta }
         if let enabled { record.policy.enabled = enabled }
+        if let rateLimit { record.policy.rateLimit = rateLimit }
         if let maxUses {
             record.policy.maxUses = maxUses
             record.usesLeft = maxUses

@@ -44,6 +44,22 @@ public enum Verification: Sendable, Equatable {
     case active(TokenRecord)
     /// The token may not be used, and why.
     case inactive(InactiveReason)
+    /// The token's own rate limit (`policy`) is spent for now: `RATE_LIMITED`.
+    case rateLimited(RateLimitPolicy, RateLimitDecision)
+
+    /// The outcome's code: `ACTIVE`, `RATE_LIMITED` or the inactive reason's.
+    public var code: String {
+        switch self {
+        case .active: "ACTIVE"
+        case .inactive(let reason): reason.rawValue
+        case .rateLimited: Self.rateLimitedCode
+        }
+    }
+
+    /// The code of ``rateLimited(_:_:)``.
+    public static let rateLimitedCode = "RATE_LIMITED"
+    /// Every code an outcome may have.
+    public static var codes: [String] { ["ACTIVE"] + InactiveReason.allCases.map(\.rawValue) + [rateLimitedCode] }
 }
 
 /// A validated request to issue a token.
@@ -77,17 +93,23 @@ public final class TokenService: Sendable {
     let usage: UsageRecorder?
     let metrics: ServiceMetrics?
     let cache: VerificationCache?
+    /// Where tokens' own rate limits are counted.
+    let tokenLimits: any RateLimitStore
 
-    /// Creates a service issuing tokens with `prefix`; successful verifications are noted in `usage`, and
-    /// verified records are kept in `cache`, if given.
+    /// Creates a service issuing tokens with `prefix`; successful verifications are noted in `usage`, verified
+    /// records are kept in `cache`, if given, and tokens' own rate limits are counted in `tokenLimits` (this
+    /// process's memory by default).
     public convenience init(
         repository: any TokenRepository,
         hasher: TokenHasher,
         prefix: TokenPrefix,
         usage: UsageRecorder? = nil,
-        cache: VerificationCache? = nil
+        cache: VerificationCache? = nil,
+        tokenLimits: (any RateLimitStore)? = nil
     ) {
-        self.init(repository: repository, hasher: hasher, prefix: prefix, usage: usage, metrics: nil, cache: cache)
+        self.init(
+            repository: repository, hasher: hasher, prefix: prefix, usage: usage, metrics: nil, cache: cache,
+            tokenLimits: tokenLimits ?? RateLimiters(RateLimitSettings()).tokens)
     }
 
     init(
@@ -96,7 +118,8 @@ public final class TokenService: Sendable {
         prefix: TokenPrefix,
         usage: UsageRecorder?,
         metrics: ServiceMetrics?,
-        cache: VerificationCache?
+        cache: VerificationCache?,
+        tokenLimits: any RateLimitStore
     ) {
         self.repository = repository
         self.hasher = hasher
@@ -104,6 +127,7 @@ public final class TokenService: Sendable {
         self.usage = usage
         self.metrics = metrics
         self.cache = cache
+        self.tokenLimits = tokenLimits
     }
 
     /// Issues a token: only its digest is stored, and the secret is returned once the row is committed.
@@ -149,7 +173,7 @@ public final class TokenService: Sendable {
         guard let token = AccessToken(parsing: candidate) else { return .inactive(.malformed) }
         try await budget?.spend(logger: logger)
         let current = hasher.digest(of: token)
-        let record: TokenRecord
+        var record: TokenRecord
         if let cached = cache?.record(for: current.bytes) {
             record = cached
         } else {
@@ -171,6 +195,13 @@ public final class TokenService: Sendable {
         case .active: break
         }
         if let refusal = Self.refusal(by: record.policy, to: verifier) { return .inactive(refusal) }
+        if let limit = record.policy.rateLimit {
+            // Every verification the token's other rules let through counts, a missing scope's included; a refused
+            // one spends no use. The budget is kept per token and limit, so a changed limit starts afresh.
+            let decision = try await tokenLimits.acquire("\(record.id.lowercasedString)/\(limit.text)", under: limit, logger: logger)
+            guard decision.allowed else { return .rateLimited(limit, decision) }
+            record.rateLimitDecision = decision
+        }
         guard requiredScopes.allSatisfy({ Scope.covers(record.scopes, $0) }) else { return .inactive(.insufficientScope) }
         guard record.policy.maxUses != nil else { return .active(record) }
         // The last check, so only an otherwise successful verification spends a use; decided by the database, so

@@ -202,7 +202,7 @@ enum TextRules {
         ranges.contains { $0.contains(scalar.value) }
     }
 
-    /// Reads a token's `audiences`, `allowedCidrs` and `meta` from `reader`; `keyNames` are the configured API keys'
+    /// Reads a token's `audiences`, `allowedCidrs`, `meta`, usage and rate limits from `reader`; `keyNames` are the configured API keys'
     /// names, the only audiences there can be.
     static func policy(from reader: inout FieldReader, keyNames: Set<String>) -> TokenPolicy {
         let refill = refill(reader.value("refill"), into: &reader)
@@ -213,8 +213,30 @@ enum TextRules {
             allowedNetworks: networks(reader.strings("allowedCidrs"), into: &reader),
             meta: meta(reader.value("meta"), into: &reader),
             maxUses: maxUses,
-            refill: refill
+            refill: refill,
+            rateLimit: rateLimit(reader.value("rateLimit"), into: &reader)
         )
+    }
+
+    /// Validates `rateLimit`: `"<quota>/<seconds>s"`, 1 to 10000000 verifications per 1 to 86400 seconds.
+    static func rateLimit(_ value: JSONValue?, into reader: inout FieldReader) -> RateLimitPolicy? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let text)?:
+            // Whole numbers without signs or leading zeros, as the OpenAPI pattern has them.
+            let numbers = text.dropLast().split(separator: "/", omittingEmptySubsequences: false)
+            let plain = numbers.allSatisfy { number in
+                number.first != "0" && !number.isEmpty && number.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+            }
+            guard text.hasSuffix("s"), plain, let policy = RateLimitPolicy(name: TokenPolicy.rateLimitName, parsing: text) else {
+                reader.fail("rateLimit", "must look like 100/60s: 1 to 10000000 verifications per 1 to 86400 seconds")
+                return nil
+            }
+            return policy
+        case let other?:
+            reader.fail("rateLimit", "must be a string such as \"100/60s\", not a \(other.typeName)")
+            return nil
+        }
     }
 
     /// Validates `refill`: `{"amount": 1-1000000000, "every": "hour" | "day" | "month"}`.

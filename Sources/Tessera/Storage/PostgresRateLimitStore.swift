@@ -11,19 +11,17 @@ public struct PostgresRateLimitStore: RateLimitStore {
     public let policy: RateLimitPolicy
     let client: PostgresClient
     let timeout: Duration
-    /// The arithmetic, in microseconds: the database's clock decides.
-    private let gcra: GCRA
 
     /// Creates a store for `policy` over a running client.
     public init(policy: RateLimitPolicy, client: PostgresClient, timeout: Duration = .seconds(5)) {
         self.policy = policy
         self.client = client
         self.timeout = timeout
-        self.gcra = GCRA(policy, unitsPerSecond: 1_000_000)
     }
 
-    public func acquire(_ key: String, logger: Logger) async throws -> RateLimitDecision {
-        let (name, gcra, key) = (policy.name, gcra, Self.storedKey(key))
+    /// Budgets are kept per policy name and key; the arithmetic is in microseconds, as the database's clock decides.
+    public func acquire(_ key: String, under policy: RateLimitPolicy, logger: Logger) async throws -> RateLimitDecision {
+        let (name, gcra, key) = (policy.name, GCRA(policy, unitsPerSecond: 1_000_000), Self.storedKey(key))
         let (interval, tolerance) = (gcra.interval, gcra.tolerance)
         return try await bounded { [client] in
             // The upsert only advances the arrival time when the request fits the budget; no row back means refused.
@@ -78,5 +76,6 @@ extension RateLimiters {
         verify = PostgresRateLimitStore(policy: settings.verify, client: client, timeout: timeout)
         endClient = PostgresRateLimitStore(policy: settings.endClient, client: client, timeout: timeout)
         authFailures = PostgresRateLimitStore(policy: settings.authFailures, client: client, timeout: timeout)
+        tokens = PostgresRateLimitStore(policy: TokenPolicy.rateLimitPartition, client: client, timeout: timeout)
     }
 }

@@ -97,12 +97,12 @@ public struct PostgresTokenRepository: TokenRepository {
     static let columns = """
         id, user_id, scopes, secret_hash, hash_key_id, display_prefix, name,
         (extract(epoch FROM created_at) * 1000000)::int8, expires_at, revoked_at, last_used_at, created_by, replaces, replaced_by,
-        audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every
+        audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every, rate_limit_quota, rate_limit_window
         """
 
     typealias Row = (
         UUID, String, [String], ByteBuffer, Int, String, String?, Int64, Date, Date?, Date?, String, UUID?, UUID?, [String]?, [String]?, String?, Bool,
-        Int?, Int?, Int?, String?
+        Int?, Int?, Int?, String?, Int?, Int?
     )
 
     /// One statement, so one round trip: the token and its `token.create` audit row are inserted together or not at all.
@@ -114,13 +114,14 @@ public struct PostgresTokenRepository: TokenRepository {
                     WITH created AS (
                         INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by,
                                             audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every,
-                                            refilled_at)
+                                            refilled_at, rate_limit_quota, rate_limit_window)
                         VALUES (\(token.userID), \(token.scopes), \(ByteBuffer(bytes: token.digest.bytes)), \(token.digest.keyID),
                                 \(token.displayPrefix), \(token.name), now() + make_interval(mins => \(token.lifetimeMinutes)::int4),
                                 \(token.createdBy), \(token.policy.audiences)::text[], \(token.policy.allowedNetworks?.map(\.text))::text[],
                                 \(token.policy.meta), \(token.policy.enabled), \(token.policy.maxUses), \(token.policy.maxUses),
                                 \(token.policy.refill?.amount), \(token.policy.refill?.period.rawValue),
-                                date_trunc(\(token.policy.refill?.period.rawValue ?? "hour"), now(), 'UTC'))
+                                date_trunc(\(token.policy.refill?.period.rawValue ?? "hour"), now(), 'UTC'),
+                                \(token.policy.rateLimit?.quota), \(token.policy.rateLimit?.window))
                         RETURNING \(unescaped: Self.columns)
                     ), audited AS (
                         INSERT INTO audit_events (actor, action, token_id, user_id)
@@ -255,7 +256,8 @@ public struct PostgresTokenRepository: TokenRepository {
                     uses_left = CASE WHEN \(changes.resetsUsesLeft(of: record)) THEN \(updated.policy.maxUses) ELSE uses_left END,
                     refill_amount = \(updated.policy.refill?.amount), refill_every = \(updated.policy.refill?.period.rawValue),
                     refilled_at = CASE WHEN \(changes.restartsRefillPeriod)
-                        THEN date_trunc(\(updated.policy.refill?.period.rawValue ?? "hour"), now(), 'UTC') ELSE refilled_at END
+                        THEN date_trunc(\(updated.policy.refill?.period.rawValue ?? "hour"), now(), 'UTC') ELSE refilled_at END,
+                    rate_limit_quota = \(updated.policy.rateLimit?.quota), rate_limit_window = \(updated.policy.rateLimit?.window)
                 WHERE id = \(id)
                 RETURNING \(unescaped: Self.columns)
                 """,
@@ -360,9 +362,11 @@ public struct PostgresTokenRepository: TokenRepository {
             let inserted = try await connection.query(
                 """
                 INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by, replaces,
-                                    audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every, refilled_at)
+                                    audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every, refilled_at,
+                                    rate_limit_quota, rate_limit_window)
                 SELECT user_id, scopes, \(ByteBuffer(bytes: digest.bytes)), \(digest.keyID), \(displayPrefix), name, expires_at, \(actor), id,
-                       audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every, refilled_at
+                       audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every, refilled_at,
+                       rate_limit_quota, rate_limit_window
                 FROM tokens WHERE id = \(id)
                 RETURNING \(unescaped: Self.columns)
                 """,
@@ -495,7 +499,7 @@ public struct PostgresTokenRepository: TokenRepository {
 
     private static func record(_ row: Row) -> TokenRecord {
         let (id, userID, scopes, hash, keyID, displayPrefix, name, createdAt, expiresAt, revokedAt, lastUsedAt, createdBy, replaces, replacedBy,
-            audiences, allowedCidrs, meta, enabled, maxUses, usesLeft, refillAmount, refillEvery) = row
+            audiences, allowedCidrs, meta, enabled, maxUses, usesLeft, refillAmount, refillEvery, rateLimitQuota, rateLimitWindow) = row
         return TokenRecord(
             id: id,
             userID: userID,
@@ -517,7 +521,8 @@ public struct PostgresTokenRepository: TokenRepository {
                 meta: meta,
                 enabled: enabled,
                 maxUses: maxUses,
-                refill: refillAmount.flatMap { amount in refillEvery.flatMap(UsageRefill.Period.init(rawValue:)).map { UsageRefill(amount: amount, every: $0) } }
+                refill: refillAmount.flatMap { amount in refillEvery.flatMap(UsageRefill.Period.init(rawValue:)).map { UsageRefill(amount: amount, every: $0) } },
+                rateLimit: rateLimitQuota.flatMap { quota in rateLimitWindow.map { TokenPolicy.rateLimit(quota: quota, window: $0) } }
             ),
             usesLeft: usesLeft
         )

@@ -14,7 +14,7 @@ struct ServiceMetrics: Sendable {
 
     init(rateLimitPolicies: [String], databasePoolSize: Int) {
         verifications = Dictionary(
-            uniqueKeysWithValues: (["ACTIVE"] + InactiveReason.allCases.map(\.rawValue)).map { code in
+            uniqueKeysWithValues: Verification.codes.map { code in
                 (code, Counter(label: "tessera_verifications_total", dimensions: [("result", code)]))
             }
         )
@@ -27,10 +27,7 @@ struct ServiceMetrics: Sendable {
 
     /// Counts one verification outcome (`ACTIVE` or an inactive code), whichever endpoint asked.
     func recordVerification(_ verification: Verification) {
-        switch verification {
-        case .active: verifications["ACTIVE"]?.increment()
-        case .inactive(let reason): verifications[reason.rawValue]?.increment()
-        }
+        verifications[verification.code]?.increment()
     }
 
     /// Counts one API key authentication, accepted or not.

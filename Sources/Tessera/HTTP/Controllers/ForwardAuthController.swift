@@ -15,7 +15,8 @@ struct ForwardAuthController {
             .get(use: check)
     }
 
-    /// `204` with `X-Auth-*` headers when the token is active and has every scope; `401` or `403` otherwise.
+    /// `204` with `X-Auth-*` headers when the token is active and has every scope; `429` when its own rate limit is
+    /// spent; `401` or `403` otherwise.
     @Sendable func check(_ request: Request, context: CallerRequestContext) async throws -> Response {
         var reader = QueryReader(request.uri.queryParameters, allowed: ["scope"])
         let scopes = request.uri.queryParameters.getAll("scope")
@@ -52,6 +53,9 @@ struct ForwardAuthController {
         case .inactive(let reason):
             context.logger.info("forward auth refused", metadata: ["code": "\(reason.rawValue)", "caller": "\(context.caller.name)"])
             throw APIError.tokenRejected(reason, requiredScopes: scopes)
+        case .rateLimited(let limit, let decision):
+            context.logger.info("forward auth refused", metadata: ["code": "\(Verification.rateLimitedCode)", "caller": "\(context.caller.name)"])
+            throw APIError.tooManyRequests(decision, policy: limit)
         }
     }
 }

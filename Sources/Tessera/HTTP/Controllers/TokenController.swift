@@ -88,13 +88,17 @@ struct TokenController {
         }
     }
 
+    /// What `PATCH` may change.
+    static let editableFields: Set<String> = [
+        "name", "scopes", "expiresAt", "audiences", "allowedCidrs", "meta", "enabled", "maxUses", "refill", "rateLimit",
+    ]
+
     /// Validates a `PATCH` body: every field optional, at least one given; `null` clears an optional field.
     static func tokenChanges(from object: [String: JSONValue], keyNames: Set<String>) throws -> TokenChanges {
-        var reader = FieldReader(
-            object, allowed: ["name", "scopes", "expiresAt", "audiences", "allowedCidrs", "meta", "enabled", "maxUses", "refill"])
+        var reader = FieldReader(object, allowed: editableFields)
         var changes = TokenChanges()
         if object.isEmpty {
-            reader.fail("body", "changes nothing; give at least one of name, scopes, expiresAt, audiences, allowedCidrs, meta, enabled, maxUses, refill")
+            reader.fail("body", "changes nothing; give at least one of \(editableFields.sorted().joined(separator: ", "))")
         }
         if object["name"] != nil {
             let name = reader.string("name", required: false)
@@ -119,6 +123,7 @@ struct TokenController {
         if object["enabled"] != nil { changes.enabled = reader.bool("enabled") }
         if object["maxUses"] != nil { changes.maxUses = .some(reader.integer("maxUses", required: false, in: TokenPolicy.usesRange)) }
         if object["refill"] != nil { changes.refill = .some(TextRules.refill(reader.value("refill"), into: &reader)) }
+        if object["rateLimit"] != nil { changes.rateLimit = .some(TextRules.rateLimit(reader.value("rateLimit"), into: &reader)) }
         guard reader.errors.isEmpty else { throw APIError.validation(reader.errors) }
         return changes
     }
@@ -179,7 +184,8 @@ struct TokenController {
     /// Validates a create body, reporting every failing field at once.
     static func tokenRequest(from object: [String: JSONValue], allowingEveryScope: Bool, keyNames: Set<String>) throws -> TokenRequest {
         var reader = FieldReader(
-            object, allowed: ["userId", "scopes", "expiresInMinutes", "name", "audiences", "allowedCidrs", "meta", "maxUses", "refill"])
+            object,
+            allowed: ["userId", "scopes", "expiresInMinutes", "name", "audiences", "allowedCidrs", "meta", "maxUses", "refill", "rateLimit"])
         let userID = reader.string("userId", required: true)
         if let userID, let problem = TextRules.newUserIDProblem(userID) { reader.fail("userId", problem) }
         let scopes = TextRules.scopes(reader.strings("scopes"), field: "scopes", into: &reader)
@@ -288,6 +294,7 @@ extension TokenController {
             object.key("meta", in: &buffer); buffer.writeString(record.policy.meta ?? "null")
             object.key("name", in: &buffer); JSONText.write(orNull: record.name, to: &buffer)
             object.key("prefix", in: &buffer); JSONText.write(record.displayPrefix, to: &buffer)
+            object.key("rateLimit", in: &buffer); JSONText.write(orNull: record.policy.rateLimit?.text, to: &buffer)
             object.key("refill", in: &buffer)
             if let refill = record.policy.refill {
                 buffer.writeString(#"{"amount":\#(refill.amount),"every":"\#(refill.period.rawValue)"}"#)
@@ -347,6 +354,7 @@ struct TokenMetadata: ResponseEncodable, Equatable {
     var maxUses: Int?
     var refill: Refill?
     var remaining: Int?
+    var rateLimit: String?
 
     /// How a usage-limited token's uses are restored.
     struct Refill: Encodable, Equatable {
@@ -368,10 +376,11 @@ struct TokenMetadata: ResponseEncodable, Equatable {
         self.maxUses = record.policy.maxUses
         self.refill = record.policy.refill.map { Refill(amount: $0.amount, every: $0.period.rawValue) }
         self.remaining = record.policy.maxUses == nil ? nil : record.usesLeft ?? 0
+        self.rateLimit = record.policy.rateLimit?.text
     }
 
     private enum CodingKeys: String, CodingKey {
-        case lastUsedAt, revokedAt, replaces, replacedBy, status, audiences, allowedCidrs, meta, enabled, maxUses, refill, remaining
+        case lastUsedAt, revokedAt, replaces, replacedBy, status, audiences, allowedCidrs, meta, enabled, maxUses, refill, remaining, rateLimit
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -384,6 +393,7 @@ struct TokenMetadata: ResponseEncodable, Equatable {
         try container.encode(maxUses, forKey: .maxUses)
         try container.encode(refill, forKey: .refill)
         try container.encode(remaining, forKey: .remaining)
+        try container.encode(rateLimit, forKey: .rateLimit)
         try container.encode(lastUsedAt, forKey: .lastUsedAt)  // null when absent, as every key is always present
         try container.encode(revokedAt, forKey: .revokedAt)
         try container.encode(replaces, forKey: .replaces)

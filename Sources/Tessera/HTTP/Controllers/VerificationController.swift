@@ -28,15 +28,17 @@ struct VerificationController {
         let verification = try await service.verify(
             token, requiredScopes: requiredScopes ?? [], by: Verifier(name: context.caller.name, clientAddress: clientIP),
             spending: context.budgetCharge, logger: context.logger)
-        if case .inactive(let reason) = verification {
-            context.logger.info("token inactive", metadata: ["code": "\(reason.rawValue)", "caller": "\(context.caller.name)"])
+        if case .active = verification {} else {
+            context.logger.info("token inactive", metadata: ["code": "\(verification.code)", "caller": "\(context.caller.name)"])
         }
         return VerificationResult(verification)
     }
 }
 
 extension VerificationController {
-    /// `{active: true, tokenId, userId, scopes, expiresAt, createdAt, meta?}` or `{active: false, code}`, keys sorted.
+    /// `{active: true, tokenId, userId, scopes, expiresAt, createdAt, meta?, rateLimit?, remaining?}` or
+    /// `{active: false, code, rateLimit?}`, keys sorted; a token with a rate limit of its own also reports it in
+    /// `RateLimit-Policy` and `RateLimit`.
     struct VerificationResult: ResponseGenerator, Equatable {
         var verification: Verification
 
@@ -59,6 +61,10 @@ extension VerificationController {
                     buffer.writeStaticString(#","meta":"#)
                     buffer.writeString(meta)
                 }
+                if let limit = record.policy.rateLimit, let decision = record.rateLimitDecision {
+                    buffer.writeStaticString(#","rateLimit":"#)
+                    Self.write(decision, of: limit, to: &buffer)
+                }
                 if record.policy.maxUses != nil {
                     buffer.writeStaticString(#","remaining":"#)
                     buffer.writeString(String(record.usesLeft ?? 0))
@@ -75,8 +81,29 @@ extension VerificationController {
                 buffer.writeStaticString(#"{"active":false,"code":""#)
                 buffer.writeString(reason.rawValue)
                 buffer.writeStaticString(#""}"#)
+            case .rateLimited(let limit, let decision):
+                buffer = Self.allocator.buffer(capacity: 128)
+                buffer.writeStaticString(#"{"active":false,"code":"RATE_LIMITED","rateLimit":"#)
+                Self.write(decision, of: limit, to: &buffer)
+                buffer.writeStaticString("}")
             }
             return buffer
+        }
+
+        /// `{"limit", "remaining", "reset", "retryAfter"?}`: the token's own budget, as `RateLimit` reports it.
+        private static func write(_ decision: RateLimitDecision, of limit: RateLimitPolicy, to buffer: inout ByteBuffer) {
+            buffer.writeString(#"{"limit":\#(limit.quota),"remaining":\#(decision.remaining),"reset":\#(decision.resetSeconds)"#)
+            if !decision.allowed { buffer.writeString(#","retryAfter":\#(decision.retryAfterSeconds)"#) }
+            buffer.writeStaticString("}")
+        }
+
+        /// The token's own rate limit, when it has one: the policy and what this verification left of it.
+        private var tokenRateLimit: (RateLimitPolicy, RateLimitDecision)? {
+            switch verification {
+            case .active(let record): record.policy.rateLimit.flatMap { limit in record.rateLimitDecision.map { (limit, $0) } }
+            case .rateLimited(let limit, let decision): (limit, decision)
+            case .inactive: nil
+            }
         }
 
         private static let allocator = ByteBufferAllocator()
@@ -85,7 +112,12 @@ extension VerificationController {
         var json: String { String(buffer: body) }
 
         func response(from request: Request, context: some RequestContext) -> Response {
-            JSONText.response(body)
+            var response = JSONText.response(body)
+            if let (limit, decision) = tokenRateLimit {
+                response.headers.append(HTTPField(name: .rateLimitPolicy, value: limit.headerValue))
+                response.headers.append(decision.remainingField(policy: limit))
+            }
+            return response
         }
     }
 }
