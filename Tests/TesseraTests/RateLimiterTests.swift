@@ -37,6 +37,14 @@ struct RateLimiterTests {
         #expect(second.resetSeconds == 30)
     }
 
+    @Test func aRateFinerThanTheClockIsCountedAtItsFinestTick() {
+        // 10,000,000 a second on PostgreSQL's microsecond clock: an interval below one tick, once a division by zero.
+        let gcra = GCRA(RateLimitPolicy(name: "t", quota: 10_000_000, window: 1), unitsPerSecond: 1_000_000)
+        #expect(gcra.interval == 1)
+        let (fits, spent) = gcra.admit(stored: nil, now: 5_000_000)
+        #expect(fits && gcra.decision(now: 5_000_000, arrival: spent, allowed: true).remaining == 9_999_999)
+    }
+
     @Test func keysHaveSeparateBudgets() {
         let limiter = GCRALimiter(policy: RateLimitPolicy(name: "t", quota: 1, window: 60), capacity: 10)
         #expect(limiter.acquire("a", now: 0).allowed)

@@ -23,7 +23,10 @@ path, seconds, connections, rounds, clock_ticks, million, new_binary = sys.argv[
 baseline_binary = sys.argv[8] if len(sys.argv) > 8 and sys.argv[8] else None
 clock_ticks = int(clock_ticks)
 sides = ["new", "base"] if baseline_binary else ["new"]
-ROUTES = ["healthz", "verify-cached", "verify-limited", "verify-uncached", "list", "create"]
+ROUTES = ["healthz", "verify-cached", "verify-limited", "verify-rate-limited", "verify-uncached", "list", "create",
+          "verify-cached-shared", "verify-rate-limited-shared"]
+# Routes of tokens with a policy an older build may not know (it would verify them without spending anything).
+POLICY_ROUTES = {"verify-limited", "verify-rate-limited", "verify-rate-limited-shared"}
 CEILING_OF = {"verify-uncached": "verify", "list": "list", "create": "create"}
 
 
@@ -117,14 +120,14 @@ print(f"new:      {new_binary}")
 if baseline_binary:
     print(f"baseline: {baseline_binary}")
 print()
-header = f"{'route':<21}{'µs/req':>8}{'x healthz':>11}{'req/s':>9}{'p50':>10}{'p99':>10}"
+header = f"{'route':<28}{'µs/req':>8}{'x healthz':>11}{'req/s':>9}{'p50':>10}{'p99':>10}"
 if baseline_binary:
     header += f"{'base µs/req':>13}{'base x hz':>11}{'new/base':>10}"
 print(header)
 for route in table_routes:
     if route not in runs["new"]:
         continue
-    line = (f"{route:<21}{column('new', route, 'us'):>8.1f}{show(times_healthz('new', route)[0], '.2f'):>11}"
+    line = (f"{route:<28}{column('new', route, 'us'):>8.1f}{show(times_healthz('new', route)[0], '.2f'):>11}"
             f"{column('new', route, 'rps'):>9.0f}{show_ms(column('new', route, 'p50')):>10}{show_ms(column('new', route, 'p99')):>10}")
     if baseline_binary:
         line += (f"{show(column('base', route, 'us'), '.1f'):>13}{show(times_healthz('base', route)[0], '.2f'):>11}"
@@ -147,10 +150,10 @@ for side in sides:
     label = "new" if side == "new" else "baseline"
     for route in ROUTES:
         rs = runs[side].get(route, {})
-        print(f"  {label:<8} {route:<16} µs/req {series((r['us'] for r in rs.values()), '7.1f')}   req/s {series((r['rps'] for r in rs.values()), '7.0f')}")
+        print(f"  {label:<8} {route:<28} µs/req {series((r['us'] for r in rs.values()), '7.1f')}   req/s {series((r['rps'] for r in rs.values()), '7.0f')}")
 if baseline_binary:
     for route in ROUTES:
-        print(f"  new/base {route:<16} {series(new_over_base(route)[1], '.3f')}")
+        print(f"  new/base {route:<28} {series(new_over_base(route)[1], '.3f')}")
 for name in ("verify", "list", "create"):
     if name in ceilings:
         print(f"  pgbench  {name:<16} tps    {series((c[0] for c in ceilings[name].values()), '7.0f')}")
@@ -235,6 +238,13 @@ target("verify (cache off) req/s / pgbench verify", to_ceiling("new", "verify-un
 limited, cached = column("new", "verify-limited", "us"), column("new", "verify-cached", "us")
 print(f"  {'usage-limited verify (a write per use) CPU':<46}{show(limited, '.1f'):>10} µs = "
       f"{show(limited / cached if limited and cached else None, '.2f')}x cached verify (reported, no target)")
+rate_limited = column("new", "verify-rate-limited", "us")
+print(f"  {'rate-limited verify, in memory, CPU':<46}{show(rate_limited, '.1f'):>10} µs = "
+      f"{show(rate_limited / cached if rate_limited and cached else None, '.2f')}x cached verify (reported, no target)")
+shared, shared_plain = column("new", "verify-rate-limited-shared", "us"), column("new", "verify-cached-shared", "us")
+print(f"  {'rate-limited verify, shared in PostgreSQL, CPU':<46}{show(shared, '.1f'):>10} µs = "
+      f"{show(shared / shared_plain if shared and shared_plain else None, '.2f')}x cached verify with shared limits "
+      f"({show(shared_plain, '.1f')} µs) (reported, no target)")
 healthz_p99 = column("new", "healthz", "p99")
 beside = f"   (healthz p99 {show(healthz_p99, '.2f')} ms)"
 target("verify (cache on) p99", column("new", "verify-cached", "p99"), "ms", "<", 5, beside)
@@ -248,7 +258,7 @@ if million == "1":
 peaks = [value for value in (peak("new", "on", False), peak("new", "off", False), peak("new", "off", True)) if value is not None]
 target("peak RSS", max(peaks) if peaks else None, "MiB", "<", 128)
 if baseline_binary:
-    # verify-limited is left out: a build without usage limits verifies those tokens without spending a use.
+    # Policy routes are left out: a build without that policy verifies those tokens without spending anything.
     worst = max((new_over_base(route)[0], route) for route in ROUTES
-                if route != "verify-limited" and new_over_base(route)[0] is not None)
+                if route not in POLICY_ROUTES and new_over_base(route)[0] is not None)
     target(f"CPU new/baseline, worst route ({worst[1]})", worst[0], "x", "<=", 1.10)

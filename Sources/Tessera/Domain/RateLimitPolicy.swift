@@ -58,7 +58,9 @@ struct GCRA: Sendable {
 
     init(_ policy: RateLimitPolicy, unitsPerSecond: Int64) {
         self.unitsPerSecond = unitsPerSecond
-        self.interval = Int64(policy.window) * unitsPerSecond / Int64(policy.quota)
+        // At least one tick: a rate finer than the clock (10,000,000 a second on a microsecond clock) is counted at
+        // the clock's finest, never divided by zero.
+        self.interval = max(1, Int64(policy.window) * unitsPerSecond / Int64(policy.quota))
         self.tolerance = interval * Int64(policy.quota)
     }
 
