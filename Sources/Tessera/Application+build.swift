@@ -197,13 +197,20 @@ func buildRouter(
     let adminBudget = RateLimitMiddleware(budget: rateLimiters.admin, metrics: metrics)
     let bodyLimit = configuration.maximumBodySize
     mount(VerificationController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens/verify", for: .verifier, budgets: [verifyBudget])
-    mount(ForwardAuthController(service: service).endpoints, at: "api/auth", for: .verifier, authenticator: proxyAuthenticator, budgets: [endClientBudget, verifyBudget])
+    let forwardAuth = ForwardAuthController(service: service, successStatus: configuration.forwardAuthSuccessStatus, rules: configuration.forwardAuthRules)
+    mount(forwardAuth.endpoints, at: "api/auth", for: .verifier, authenticator: proxyAuthenticator, budgets: [endClientBudget, verifyBudget])
     mount(IntrospectionController(service: service, maximumBodySize: bodyLimit).endpoints, at: "oauth2/introspect", for: .verifier, budgets: [endClientBudget, verifyBudget])
     mount(TokenController(
             service: service, maximumBodySize: bodyLimit, allowsEveryScope: configuration.allowsEveryScope,
             keyNames: Set(configuration.apiKeys.credentials.map(\.name))
         ).endpoints, at: "api/tokens", for: .admin, budgets: [adminBudget])
     mount(AuditController(service: service).endpoints, at: "api/audit", for: .admin, budgets: [adminBudget])
+    if let keys = configuration.secretScanningKeys {
+        // The signature is the credential: no API key, and failures spend the client's failed-authentication budget.
+        let reports = SecretScanningController(
+            service: service, keys: keys, failures: rateLimiters.authFailures, metrics: metrics, maximumBodySize: bodyLimit)
+        router.post("api/secret-scanning/github", use: reports.report)
+    }
     routeTable.record(router.routes)
     return router
 }

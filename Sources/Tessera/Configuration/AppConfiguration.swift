@@ -1,5 +1,6 @@
 import Foundation
 import Configuration
+import HTTPTypes
 import Logging
 import SystemPackage
 import TokenCrypto
@@ -54,6 +55,13 @@ public struct AppConfiguration: Sendable {
     public var maximumConnections: Int
     /// The bearer key `/metrics` requires, or `nil` when it is open (`METRICS_KEY`).
     public var metricsKey: String?
+    /// What forward auth answers a request it lets through: `204`, or `200` for Envoy (`FORWARD_AUTH_SUCCESS_STATUS`).
+    public var forwardAuthSuccessStatus: HTTPResponse.Status
+    /// What forward auth requires of each original request, or `nil` when each proxy location names its scopes
+    /// (`FORWARD_AUTH_RULES`).
+    public var forwardAuthRules: ForwardAuthRules?
+    /// GitHub's secret scanning keys, or `nil` when leak reports are not taken (`SECRET_SCANNING_GITHUB_KEYS`).
+    public var secretScanningKeys: SecretScanningKeys?
 
     /// Creates a configuration from already validated parts (tests use this directly).
     public init(
@@ -80,7 +88,10 @@ public struct AppConfiguration: Sendable {
         idleTimeout: Duration = .seconds(60),
         readTimeout: Duration = .seconds(10),
         maximumConnections: Int = 10_000,
-        metricsKey: String? = nil
+        metricsKey: String? = nil,
+        forwardAuthSuccessStatus: HTTPResponse.Status = .noContent,
+        forwardAuthRules: ForwardAuthRules? = nil,
+        secretScanningKeys: SecretScanningKeys? = nil
     ) {
         self.databaseURL = databaseURL
         self.hasher = hasher
@@ -106,6 +117,9 @@ public struct AppConfiguration: Sendable {
         self.readTimeout = readTimeout
         self.maximumConnections = maximumConnections
         self.metricsKey = metricsKey
+        self.forwardAuthSuccessStatus = forwardAuthSuccessStatus
+        self.forwardAuthRules = forwardAuthRules
+        self.secretScanningKeys = secretScanningKeys
     }
 
     /// The variables whose values are secrets: redacted wherever swift-configuration prints or reports them.
@@ -222,8 +236,30 @@ public struct AppConfiguration: Sendable {
                     throw ConfigurationError("METRICS_KEY", "must be at least 16 printable characters without spaces")
                 }
                 return key
+            },
+            forwardAuthSuccessStatus: try value("FORWARD_AUTH_SUCCESS_STATUS").map { text in
+                guard let status = ["204": HTTPResponse.Status.noContent, "200": .ok][text] else {
+                    throw ConfigurationError("FORWARD_AUTH_SUCCESS_STATUS", "must be 204 or 200 (Envoy's ext_authz lets only 200 through)")
+                }
+                return status
+            } ?? .noContent,
+            forwardAuthRules: try value("FORWARD_AUTH_RULES").map { path in
+                try Self.readFile("FORWARD_AUTH_RULES", path) { try ForwardAuthRules(json: $0) }
+            },
+            secretScanningKeys: try value("SECRET_SCANNING_GITHUB_KEYS").map { path in
+                try Self.readFile("SECRET_SCANNING_GITHUB_KEYS", path) { try SecretScanningKeys(json: $0) }
             }
         )
+    }
+
+    /// Reads the file `variable` names and parses it, any failure a ``ConfigurationError`` naming the variable.
+    static func readFile<Value>(_ variable: String, _ path: String, parse: (Data) throws -> Value) throws -> Value {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError(variable, "names \(path), which cannot be read") }
+        do {
+            return try parse(data)
+        } catch {
+            throw ConfigurationError(variable, "(\(path)): \(error)")
+        }
     }
 
     /// Builds the hasher from `TOKEN_HASH_KEY`, `TOKEN_HASH_KEY_ID` and `TOKEN_HASH_OLD_KEYS` (`id:hex,...`).

@@ -38,6 +38,14 @@ public struct Verifier: Sendable, Equatable {
     }
 }
 
+/// What a leak report found for one reported string.
+public enum LeakVerdict: Sendable, Equatable {
+    /// Not a token of this service: not in its format, or no stored token has it.
+    case notOurs
+    /// A token of this service; `revoked` when this report revoked it (it was active).
+    case ours(revoked: Bool)
+}
+
 /// The outcome of verifying a presented token.
 public enum Verification: Sendable, Equatable {
     /// The token is active and carries every required scope.
@@ -249,11 +257,29 @@ public final class TokenService: Sendable {
     /// Revokes the token `id` and the rest of its rotation lineage, evicting them from this instance's cache
     /// before answering (other instances hear of it through the invalidation log).
     public func revoke(id: UUID, by caller: Caller, logger: Logger) async throws -> RevocationOutcome {
-        let outcome = try await repository.revoke(id: id, by: caller.name, logger: logger)
+        try await revoke(id: id, actor: caller.name, details: [:], logger: logger)
+    }
+
+    /// Handles a report that `candidate` leaked at `url`: an active token of this service is revoked with its rotation
+    /// lineage, audited under `reporter`, and leaves every cache as any revocation does.
+    public func reportLeak(_ candidate: String, url: String?, reporter: String, logger: Logger) async throws -> LeakVerdict {
+        guard let token = AccessToken(parsing: candidate),
+            let record = try await repository.token(matchingAnyOf: hasher.candidateDigests(of: token), logger: logger)
+        else { return .notOurs }
+        guard record.status(at: Date()) == .active else { return .ours(revoked: false) }
+        var details = ["reportedBy": reporter]
+        if let url { details["url"] = url }
+        guard case .revoked = try await revoke(id: record.id, actor: reporter, details: details, logger: logger) else { return .ours(revoked: false) }
+        logger.notice("leaked token revoked", metadata: ["token.id": "\(record.id.lowercasedString)", "reporter": "\(reporter)", "url": "\(url ?? "")"])
+        return .ours(revoked: true)
+    }
+
+    private func revoke(id: UUID, actor: String, details: [String: String], logger: Logger) async throws -> RevocationOutcome {
+        let outcome = try await repository.revoke(id: id, by: actor, details: details, logger: logger)
         cache?.invalidate(tokenID: id)
         if case .revoked(_, let lineage) = outcome {
             for member in lineage { cache?.invalidate(tokenID: member) }
-            var metadata: Logger.Metadata = ["token.id": "\(id.lowercasedString)", "caller": "\(caller.name)"]
+            var metadata: Logger.Metadata = ["token.id": "\(id.lowercasedString)", "caller": "\(actor)"]
             if !lineage.isEmpty { metadata["token.lineage"] = "\(lineage.map(\.lowercasedString).joined(separator: ","))" }
             logger.info("token revoked", metadata: metadata)
         }

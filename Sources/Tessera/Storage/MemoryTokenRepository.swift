@@ -57,7 +57,7 @@ public actor MemoryTokenRepository: TokenRepository {
         return TokenPage(tokens: page, nextCursor: matching.count > limit ? page.last?.cursor : nil)
     }
 
-    public func revoke(id: UUID, by actor: String, logger: Logger) -> RevocationOutcome {
+    public func revoke(id: UUID, by actor: String, details: [String: String], logger: Logger) -> RevocationOutcome {
         guard var record = records[id] else { return .notFound }
         guard record.revokedAt == nil else { return .alreadyRevoked(record) }
         let now = Date()

@@ -194,14 +194,15 @@ public struct PostgresTokenRepository: TokenRepository {
         }
     }
 
-    public func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome {
+    public func revoke(id: UUID, by actor: String, details: [String: String], logger: Logger) async throws -> RevocationOutcome {
         let outcome = try await changing(.token(id), logger: logger) { connection -> RevocationOutcome in
             let updated = try await connection.query(
                 "UPDATE tokens SET revoked_at = now() WHERE id = \(id) AND revoked_at IS NULL RETURNING \(unescaped: Self.columns)",
                 logger: logger
             )
             if let record = try await Self.decodeRecords(updated).first {
-                try await Self.recordAudit(action: "token.revoke", actor: actor, token: record, on: connection, logger: logger)
+                try await Self.recordAudit(
+                    action: "token.revoke", actor: actor, tokenID: record.id, userID: record.userID, details: details, on: connection, logger: logger)
                 try await Self.announceChange(of: record.id, on: connection, logger: logger)
                 // The rest of its rotation lineage, both ways: holding the clock's lock, this sees every rotation
                 // committed before it, and no rotation can add to the lineage until it commits.
@@ -225,7 +226,7 @@ public struct PostgresTokenRepository: TokenRepository {
                 for member in members {
                     try await Self.recordAudit(
                         action: "token.revoke", actor: actor, tokenID: member.id, userID: member.userID,
-                        details: ["revokedWith": id.lowercasedString], on: connection, logger: logger)
+                        details: details.merging(["revokedWith": id.lowercasedString]) { _, lineage in lineage }, on: connection, logger: logger)
                     try await Self.announceChange(of: member.id, on: connection, logger: logger)
                 }
                 return .revoked(record, lineage: members.map(\.id))

@@ -12,8 +12,8 @@ public protocol TokenRepository: Sendable {
     func token(matchingAnyOf digests: [TokenDigest], logger: Logger) async throws -> TokenRecord?
     /// A page of `userID`'s tokens, newest first, starting after `cursor`.
     func tokens(userID: String, status: TokenStatusFilter, limit: Int, after cursor: TokenCursor?, logger: Logger) async throws -> TokenPage
-    /// Revokes the token with `id`, recording a `token.revoke` audit row when its state changes.
-    func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome
+    /// Revokes the token with `id`, recording a `token.revoke` audit row (with `details`) when its state changes.
+    func revoke(id: UUID, by actor: String, details: [String: String], logger: Logger) async throws -> RevocationOutcome
     /// Makes `changes` to the token `id` unless it is revoked or they break ``TokenChanges/refusals(for:at:)``,
     /// recording a `token.update` audit row; decided under the same lock as every other change.
     func update(id: UUID, with changes: TokenChanges, by actor: String, logger: Logger) async throws -> UpdateOutcome
@@ -37,4 +37,11 @@ public protocol TokenRepository: Sendable {
     /// Spends one use of a usage-limited token, refilling it first when a refill is due; returns the uses left, or
     /// `nil` when none was (the token is unchanged then). One atomic decision, exact under concurrency.
     func spendUse(of id: UUID, logger: Logger) async throws -> Int?
+}
+
+extension TokenRepository {
+    /// Revokes the token with `id`, recording a `token.revoke` audit row when its state changes.
+    public func revoke(id: UUID, by actor: String, logger: Logger) async throws -> RevocationOutcome {
+        try await revoke(id: id, by: actor, details: [:], logger: logger)
+    }
 }

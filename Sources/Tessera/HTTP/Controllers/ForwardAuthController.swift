@@ -2,33 +2,66 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 
-/// `GET /api/auth`: forward authentication for proxies such as nginx `auth_request`.
+/// `/api/auth` (any method, and any path under it): forward authentication for proxies such as nginx
+/// `auth_request`, Caddy `forward_auth`, Traefik `ForwardAuth` and Envoy `ext_authz`.
 ///
 /// The proxy authenticates with a verifier key in `X-API-Key`; `Authorization: Bearer <token>` is the end user's
-/// token being checked, and each `?scope=` is required. The answer is in the status and headers, so a proxy can
-/// act on it without reading a body.
+/// token being checked. What it must cover comes from the rule table (`FORWARD_AUTH_RULES`), matched against the
+/// original request, or else from each `?scope=`. The answer is in the status and headers, so a proxy can act on it
+/// without reading a body.
 struct ForwardAuthController {
     let service: TokenService
+    /// What a request let through is answered: `204`, or `200` for Envoy.
+    let successStatus: HTTPResponse.Status
+    /// The rule table, if one is configured.
+    let rules: ForwardAuthRules?
 
+    /// Every standard method, at `/api/auth` and at any path under it; the body is never read.
     var endpoints: RouteCollection<CallerRequestContext> {
-        RouteCollection(context: CallerRequestContext.self)
-            .get(use: check)
+        let routes = RouteCollection(context: CallerRequestContext.self)
+        for method in Self.methods {
+            routes.on("", method: method, use: check)
+            routes.on("**", method: method, use: check)
+        }
+        return routes
     }
 
-    /// `204` with `X-Auth-*` headers when the token is active and has every scope; `429` when its own rate limit is
-    /// spent; `401` or `403` otherwise.
+    /// The methods forward auth answers: every method HTTP defines but `CONNECT`.
+    static let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options, .trace]
+
+    /// The request a proxy asks about when it came as the path under `/api/auth` (Envoy): the method, and the path
+    /// and query after the prefix.
+    static func requestInPath(of request: Request) -> ForwardedRequest? {
+        guard let path = request.head.path, path.hasPrefix(prefix + "/") else { return nil }
+        return ForwardedRequest(method: request.method.rawValue, path: String(path.dropFirst(prefix.utf8.count)))
+    }
+
+    private static let prefix = "/api/auth"
+
+    /// The success status with every `X-Auth-*` header when the rules let the request through (as anonymous, or with
+    /// an active token covering the scopes); `429` when the token's own rate limit is spent; `401` or `403` otherwise.
     @Sendable func check(_ request: Request, context: CallerRequestContext) async throws -> Response {
-        var reader = QueryReader(request.uri.queryParameters, allowed: ["scope"])
-        let scopes = request.uri.queryParameters.getAll("scope")
-        for (index, scope) in scopes.enumerated() {
-            if !Scope.isValid(scope) {
-                reader.fail("scope[\(index)]", Scope.grammar)
-            } else if scopes[..<index].contains(scope) {
-                reader.fail("scope[\(index)]", "repeats the scope '\(scope)'")
+        // Under /api/auth the query is the original request's; at /api/auth it carries ?scope=.
+        let inPath = Self.requestInPath(of: request)
+        var scopes = inPath == nil ? try Self.requiredScopes(in: request) : []
+        if let rules {
+            guard let original = inPath ?? Self.originalRequest(in: request.headers) else {
+                throw APIError.requestNotAllowed("The original request's method and path were not sent, so no rule can allow it.")
+            }
+            guard let (index, rule) = rules.rule(matching: original.method, path: original.path) else {
+                context.logger.info("forward auth refused: no rule matches", metadata: ["method": "\(original.method)", "caller": "\(context.caller.name)"])
+                throw APIError.requestNotAllowed("No forward auth rule allows \(original.method) on that path.")
+            }
+            switch rule.decision {
+            case .deny:
+                context.logger.info("forward auth refused by rule", metadata: ["rule": "\(index)", "caller": "\(context.caller.name)"])
+                throw APIError.requestNotAllowed("Forward auth rule \(index) (\(rule.label)) denies this request.")
+            case .anonymous:
+                return identified(userID: "", scopes: [], tokenID: "")
+            case .scopes(let ruleScopes):
+                scopes = ruleScopes + scopes.filter { !ruleScopes.contains($0) }
             }
         }
-        if scopes.count > Scope.maximumCount { reader.fail("scope", "may be given at most \(Scope.maximumCount) times") }
-        guard reader.errors.isEmpty else { throw APIError.validation(reader.errors) }
 
         guard let authorization = request.headers[.authorization] else { throw APIError.tokenMissing }
         guard let token = Credentials.bearerToken(authorization) else { throw APIError.tokenRejected(.malformed, requiredScopes: scopes) }
@@ -42,14 +75,7 @@ struct ForwardAuthController {
                 context.logger.notice("forward auth refused: user id cannot be passed in a header", metadata: ["token.id": "\(record.id.lowercasedString)"])
                 throw APIError.userIDNotForwardable
             }
-            return Response(
-                status: .noContent,
-                headers: [
-                    .authUserID: record.userID,
-                    .authScopes: record.scopes.joined(separator: " "),
-                    .authTokenID: record.id.lowercasedString,
-                ]
-            )
+            return identified(userID: record.userID, scopes: record.scopes, tokenID: record.id.lowercasedString)
         case .inactive(let reason):
             context.logger.info("forward auth refused", metadata: ["code": "\(reason.rawValue)", "caller": "\(context.caller.name)"])
             throw APIError.tokenRejected(reason, requiredScopes: scopes)
@@ -57,6 +83,37 @@ struct ForwardAuthController {
             context.logger.info("forward auth refused", metadata: ["code": "\(Verification.rateLimitedCode)", "caller": "\(context.caller.name)"])
             throw APIError.tooManyRequests(decision, policy: limit)
         }
+    }
+
+    /// The success answer, with every `X-Auth-*` header set (empty for an anonymous request), so that a copy the
+    /// client sent can never reach the upstream through a proxy that only adds what it is given.
+    private func identified(userID: String, scopes: [String], tokenID: String) -> Response {
+        Response(status: successStatus, headers: [.authUserID: userID, .authScopes: scopes.joined(separator: " "), .authTokenID: tokenID])
+    }
+
+    /// The original request as Traefik and Caddy send it (`X-Forwarded-Method`, `X-Forwarded-Uri`), else as nginx
+    /// configurations usually do (`X-Original-Method`, `X-Original-URI`).
+    static func originalRequest(in headers: HTTPFields) -> ForwardedRequest? {
+        for (method, uri) in [(HTTPField.Name.forwardedMethod, HTTPField.Name.forwardedURI), (.originalMethod, .originalURI)] {
+            if let method = headers[method], let uri = headers[uri] { return ForwardedRequest(method: method, path: uri) }
+        }
+        return nil
+    }
+
+    /// Each `?scope=`, checked: a bad or repeated scope, too many, or another parameter is a `400`.
+    static func requiredScopes(in request: Request) throws -> [String] {
+        var reader = QueryReader(request.uri.queryParameters, allowed: ["scope"])
+        let scopes = request.uri.queryParameters.getAll("scope")
+        for (index, scope) in scopes.enumerated() {
+            if !Scope.isValid(scope) {
+                reader.fail("scope[\(index)]", Scope.grammar)
+            } else if scopes[..<index].contains(scope) {
+                reader.fail("scope[\(index)]", "repeats the scope '\(scope)'")
+            }
+        }
+        if scopes.count > Scope.maximumCount { reader.fail("scope", "may be given at most \(Scope.maximumCount) times") }
+        guard reader.errors.isEmpty else { throw APIError.validation(reader.errors) }
+        return scopes
     }
 }
 
@@ -71,6 +128,11 @@ extension ForwardAuthController {
 }
 
 extension APIError {
+    /// `403`: the rule table does not let the original request through, whatever the token.
+    static func requestNotAllowed(_ detail: String) -> APIError {
+        APIError(.forbidden, type: "urn:tessera:problem:request-not-allowed", detail: detail)
+    }
+
     /// `403`: the token is active, but its user id cannot be passed to the upstream exactly.
     static let userIDNotForwardable = APIError(
         .forbidden,
@@ -119,4 +181,16 @@ extension HTTPField.Name {
     static let authUserID = Self("X-Auth-User-Id")!
     static let authScopes = Self("X-Auth-Scopes")!
     static let authTokenID = Self("X-Auth-Token-Id")!
+    static let forwardedMethod = Self("X-Forwarded-Method")!
+    static let forwardedURI = Self("X-Forwarded-Uri")!
+    static let originalMethod = Self("X-Original-Method")!
+    static let originalURI = Self("X-Original-URI")!
+}
+
+/// The request a proxy is asking about: its method and path (with any query).
+public struct ForwardedRequest: Sendable, Equatable {
+    /// Its method, such as `POST`.
+    public var method: String
+    /// Its path, such as `/orders/7?expand=items`.
+    public var path: String
 }

@@ -1,0 +1,144 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// GitHub's secret scanning public keys, by identifier, as GitHub publishes them.
+///
+/// libsodium has no P-256, so GitHub's ECDSA P-256 signatures are checked with swift-crypto (already built for
+/// PostgresNIO); nothing secret passes through it.
+public struct SecretScanningKeys: Sendable {
+    /// The keys by their `key_identifier`.
+    let keys: [String: P256.Signing.PublicKey]
+
+    /// Reads `{"public_keys": [{"key_identifier", "key"}]}` (GitHub's document) or the bare array, each `key` a PEM
+    /// P-256 public key.
+    public init(json: Data) throws {
+        let document = try? JSONSerialization.jsonObject(with: json)
+        guard let entries = (document as? [String: Any])?["public_keys"] as? [Any] ?? document as? [Any], !entries.isEmpty else {
+            throw InvalidKeys(description: "must hold GitHub's {\"public_keys\": [...]} document or a non-empty array of {\"key_identifier\", \"key\"}")
+        }
+        var keys: [String: P256.Signing.PublicKey] = [:]
+        for (index, entry) in entries.enumerated() {
+            guard let object = entry as? [String: Any], let identifier = object["key_identifier"] as? String, !identifier.isEmpty,
+                let pem = object["key"] as? String
+            else { throw InvalidKeys(description: "entry \(index) needs key_identifier and key") }
+            guard let key = try? P256.Signing.PublicKey(pemRepresentation: pem) else {
+                throw InvalidKeys(description: "entry \(index) (\(identifier)) has a key that is not a P-256 public key in PEM form")
+            }
+            keys[identifier] = key
+        }
+        self.keys = keys
+    }
+
+    /// A key file that cannot be used, saying which entry and why.
+    public struct InvalidKeys: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Whether `signature` (base64 DER, `Github-Public-Key-Signature`) signs `body` with the key `identifier` names.
+    func isValid(signature: String, keyIdentifier identifier: String, body: ByteBuffer) -> Bool {
+        guard let key = keys[identifier], let der = Data(base64Encoded: signature),
+            let signature = try? P256.Signing.ECDSASignature(derRepresentation: der)
+        else { return false }
+        return key.isValidSignature(signature, for: body.readableBytesView)
+    }
+}
+
+/// `POST /api/secret-scanning/github`: GitHub's secret scanning partner reports of tokens found in public places.
+///
+/// The signature over the raw body is the credential: no API key. An active token of this service that GitHub
+/// reports is revoked at once, audited as `token.revoke` by `secret-scanning:github` with the reported URL.
+struct SecretScanningController {
+    let service: TokenService
+    let keys: SecretScanningKeys
+    /// The client address's failure budget, spent by every unsigned or badly signed report, as by a bad API key.
+    let failures: any RateLimitStore
+    let metrics: ServiceMetrics
+    /// The largest request body read, in bytes (`MAX_BODY_BYTES`).
+    let maximumBodySize: Int
+
+    /// The actor audit rows name.
+    static let reporter = "secret-scanning:github"
+
+    /// Checks the signature, then answers each reported string with GitHub's label.
+    @Sendable func report(_ request: Request, context: TesseraRequestContext) async throws -> Labels {
+        let body = try await request.body.collect(upTo: maximumBodySize)
+        guard let identifier = request.headers[.githubKeyIdentifier], let signature = request.headers[.githubKeySignature],
+            keys.isValid(signature: signature, keyIdentifier: identifier, body: body)
+        else {
+            metrics.recordAuthentication(succeeded: false)
+            let decision = try await failures.acquire(ClientAddressResolver.limiterKey(for: context.clientAddress), logger: context.logger)
+            guard decision.allowed else { throw APIError.tooManyRequests(decision, policy: failures.policy) }
+            context.logger.notice("secret scanning report refused: unsigned or badly signed", metadata: ["client": "\(context.clientAddress)"])
+            throw APIError.badSignature
+        }
+        let reports = try Self.reports(in: body)
+        var labels: [Label] = []
+        for report in reports {
+            let verdict = try await service.reportLeak(report.token, url: report.url, reporter: Self.reporter, logger: context.logger)
+            labels.append(Label(token_raw: report.token, token_type: report.type, label: verdict == .notOurs ? "false_positive" : "true_positive"))
+        }
+        context.logger.info("secret scanning report handled", metadata: ["tokens": "\(reports.count)"])
+        return Labels(labels)
+    }
+
+    /// One reported match.
+    struct Report {
+        var token: String
+        var type: String
+        var url: String?
+    }
+
+    /// The reports in GitHub's body: an array of `{token, type, url, source}`.
+    static func reports(in body: ByteBuffer) throws -> [Report] {
+        guard let array = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [Any] else {
+            throw APIError.validation([FieldError(field: "body", message: "must be a JSON array of {token, type, url, source}")])
+        }
+        var errors: [FieldError] = []
+        let reports = array.enumerated().compactMap { index, element -> Report? in
+            guard let object = element as? [String: Any], let token = object["token"] as? String, let type = object["type"] as? String else {
+                errors.append(FieldError(field: "[\(index)]", message: "must be an object with token and type strings"))
+                return nil
+            }
+            return Report(token: token, type: type, url: object["url"] as? String)
+        }
+        guard errors.isEmpty else { throw APIError.validation(errors) }
+        return reports
+    }
+
+    /// GitHub's answer for one reported string.
+    struct Label: Encodable {
+        var token_raw: String
+        var token_type: String
+        var label: String
+    }
+
+    /// The answer: a JSON array of labels.
+    struct Labels: ResponseGenerator {
+        var labels: [Label]
+
+        init(_ labels: [Label]) {
+            self.labels = labels
+        }
+
+        func response(from request: Request, context: some RequestContext) throws -> Response {
+            let data = try JSONEncoder.api.encode(labels)
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+    }
+}
+
+extension APIError {
+    /// `401`: a secret scanning report without a valid signature by a configured key.
+    static let badSignature = APIError(
+        .unauthorized,
+        type: "urn:tessera:problem:bad-signature",
+        detail: "Sign the raw body with a key in SECRET_SCANNING_GITHUB_KEYS (Github-Public-Key-Identifier, Github-Public-Key-Signature)."
+    )
+}
+
+extension HTTPField.Name {
+    static let githubKeyIdentifier = Self("Github-Public-Key-Identifier")!
+    static let githubKeySignature = Self("Github-Public-Key-Signature")!
+}
