@@ -186,7 +186,8 @@ async function loadAudit(userId) {
   rows.replaceChildren();
   for (const event of page.events) {
     const row = document.createElement("tr");
-    for (const text of [formatDate(event.occurredAt), event.action, event.actor, event.userId ?? "—", event.tokenId ?? "—"]) {
+    const details = Object.entries(event.details ?? {}).map(([name, value]) => `${name}: ${value}`).join(", ") || "—";
+    for (const text of [formatDate(event.occurredAt), event.action, event.actor, event.userId ?? "—", event.tokenId ?? "—", details]) {
       const cell = document.createElement("td");
       cell.textContent = text;
       row.appendChild(cell);

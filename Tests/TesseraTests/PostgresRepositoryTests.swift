@@ -122,6 +122,12 @@ struct PostgresRepositoryTests {
             var audit: [String] = []
             for try await (action, actor) in rows.decode((String, String).self) { audit.append("\(action) by \(actor)") }
             #expect(audit == ["token.create by admin", "token.revoke by admin"])
+
+            // Details recorded with a revocation read back through the audit listing.
+            let reported = try await repository.create(newToken(), logger: logger)
+            _ = try await repository.revoke(id: reported.id, by: "secret-scanning:github", details: ["url": "https://example/x"], logger: logger)
+            let page = try await repository.auditEvents(AuditQuery(tokenID: reported.id, limit: 10), logger: logger)
+            #expect(page.events.first?.details == ["url": "https://example/x"] && page.events.last?.details == [:])
         }
     }
 

@@ -173,7 +173,9 @@ struct ProxyContractTests {
             #expect(labels.first?["token_raw"] == leaked && labels.first?["token_type"] == "tessera_token")
             #expect(try await api.verify(leaked)["code"] as? String == "REVOKED")
             let audit = try await api.send(.get, "/api/audit?userId=proxy-user").json["events"] as? [[String: Any]] ?? []
-            #expect(audit.filter { $0["action"] as? String == "token.revoke" && $0["actor"] as? String == "secret-scanning:github" }.count == 1)
+            let revocations = audit.filter { $0["action"] as? String == "token.revoke" && $0["actor"] as? String == "secret-scanning:github" }
+            #expect(revocations.count == 1)
+            #expect((revocations.first?["details"] as? [String: String])?["url"] == "https://github.com/o/r/blob/abc/config.yml")
 
             // Unsigned, signed by another key, or changed after signing: refused, each spending the failure budget.
             let other = try P256.Signing.PrivateKey().signature(for: Data(report.utf8)).derRepresentation.base64EncodedString()

@@ -2,7 +2,11 @@
 change; then act on users whose ids need escaping (spaces, +, %, &, #, non-ASCII) and check that lists, revokes,
 rotations and the audit filter reach exactly that user."""
 import argparse
+import base64
+import json
+import subprocess
 import sys
+import urllib.request
 import traceback
 import time
 
@@ -19,6 +23,7 @@ def main():
     parser.add_argument("--url", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--screenshot", default=None)
+    parser.add_argument("--github-key", required=True, help="the private key that signs leak reports in GitHub's place")
     args = parser.parse_args()
 
     options = webdriver.ChromeOptions()
@@ -287,6 +292,32 @@ def main():
         assert audited("ünïcode 名前") == [("token.create", "ünïcode 名前")], audited("ünïcode 名前")
         assert audited("50% & #1") == [("token.create", "50% & #1"), ("token.create", "50% & #1"), ("token.rotate", "50% & #1")], audited("50% & #1")
         step("the audit filter shows exactly the events of the user typed")
+
+        # GitHub reports a token of "leak-user" found in a public repository: the page then lists it revoked, and the
+        # audit section shows who revoked it and where it leaked.
+        create("leak-user", "kept")  # another token of the same user, which must stay active
+        fill("create-user", "leak-user")
+        fill("create-name", "leaked")
+        driver.find_element(By.CSS_SELECTOR, "#create-form button[type=submit]").click()
+        leaked = wait.until(EC.visibility_of_element_located((By.ID, "secret-value"))).get_attribute("value")
+        driver.find_element(By.ID, "dismiss-secret").click()
+        report = json.dumps([{"token": leaked, "type": "tessera_token", "url": "https://github.com/o/r/blob/1/.env", "source": "content"}]).encode()
+        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", args.github_key], input=report, capture_output=True, check=True).stdout
+        request = urllib.request.Request(args.url + "api/secret-scanning/github", data=report, method="POST", headers={
+            "Content-Type": "application/json", "Github-Public-Key-Identifier": "browser-test",
+            "Github-Public-Key-Signature": base64.b64encode(signature).decode()})
+        labels = json.load(urllib.request.urlopen(request))
+        assert [label["label"] for label in labels] == ["true_positive"], labels
+        assert sorted(status for _, status in listed("leak-user")) == ["active", "revoked"], listed("leak-user")
+        fill("audit-user", "leak-user")
+        driver.execute_script("document.getElementById('audit-rows').replaceChildren(); document.getElementById('audit-caption').textContent = ''")
+        driver.find_element(By.CSS_SELECTOR, "#audit-form button[type=submit]").click()
+        wait.until(lambda d: d.execute_script("return document.getElementById('audit-caption').textContent") == "Latest audit events for leak-user")
+        rows = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in driver.find_elements(By.CSS_SELECTOR, "#audit-rows tr")]
+        revocations = [row for row in rows if row[1] == "token.revoke"]
+        assert len(revocations) == 1 and revocations[0][2] == "secret-scanning:github", rows
+        assert "url: https://github.com/o/r/blob/1/.env" in revocations[0][5], revocations
+        step("a token GitHub reports leaked is revoked, and the audit section shows it with the reporter and the URL")
 
         # HTTP error statuses are logged as "network" entries (the test provoked a 400 on purpose); anything else,
         # such as a script error or a Content-Security-Policy violation, fails the test.

@@ -14,6 +14,8 @@ public struct AuditEvent: Sendable, Equatable {
     public var tokenID: UUID?
     /// The token's user.
     public var userID: String?
+    /// What else the change recorded, such as the fields an edit changed or the URL a leak was reported at.
+    public var details: [String: String] = [:]
 }
 
 /// One page of audit events, newest first.

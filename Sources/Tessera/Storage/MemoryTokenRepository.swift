@@ -63,7 +63,7 @@ public actor MemoryTokenRepository: TokenRepository {
         let now = Date()
         record.revokedAt = now
         records[id] = record
-        recordAudit(action: "token.revoke", actor: actor, token: record)
+        recordAudit(action: "token.revoke", actor: actor, token: record, details: details)
         // The rest of its rotation lineage, both ways.
         var lineage: [UUID] = []
         var seen: Set<UUID> = [id]
@@ -74,7 +74,7 @@ public actor MemoryTokenRepository: TokenRepository {
             guard member.revokedAt == nil else { continue }
             member.revokedAt = now
             records[memberID] = member
-            recordAudit(action: "token.revoke", actor: actor, token: member)
+            recordAudit(action: "token.revoke", actor: actor, token: member, details: details.merging(["revokedWith": id.lowercasedString]) { _, lineage in lineage })
             lineage.append(memberID)
         }
         return .revoked(record, lineage: lineage)
@@ -90,7 +90,7 @@ public actor MemoryTokenRepository: TokenRepository {
         if changes.restartsRefillPeriod, let refill = updated.policy.refill {
             refilledAt[id] = Self.periodStart(refill.period, of: Date())
         }
-        recordAudit(action: "token.update", actor: actor, token: updated)
+        recordAudit(action: "token.update", actor: actor, token: updated, details: ["fields": changes.fieldNames.joined(separator: ",")])
         return .updated(updated)
     }
 
@@ -164,8 +164,8 @@ public actor MemoryTokenRepository: TokenRepository {
         records[id] = old
         records[new.id] = new
         refilledAt[new.id] = refilledAt[id]
-        recordAudit(action: "token.rotate", actor: actor, token: old)
-        recordAudit(action: "token.create", actor: actor, token: new)
+        recordAudit(action: "token.rotate", actor: actor, token: old, details: ["replacedBy": new.id.lowercasedString, "graceSeconds": "\(graceSeconds)"])
+        recordAudit(action: "token.create", actor: actor, token: new, details: ["rotatedFrom": id.lowercasedString])
         return .rotated(new)
     }
 
@@ -194,9 +194,11 @@ public actor MemoryTokenRepository: TokenRepository {
         return AuditPage(events: page, nextCursor: matching.count > query.limit ? page.last?.id : nil)
     }
 
-    private func recordAudit(action: String, actor: String, token: TokenRecord) {
+    private func recordAudit(action: String, actor: String, token: TokenRecord, details: [String: String] = [:]) {
         auditTrail.append(
-            AuditEvent(id: Int64(auditTrail.count + 1), occurredAt: Date(), actor: actor, action: action, tokenID: token.id, userID: token.userID)
+            AuditEvent(
+                id: Int64(auditTrail.count + 1), occurredAt: Date(), actor: actor, action: action, tokenID: token.id, userID: token.userID,
+                details: details)
         )
     }
 

@@ -437,7 +437,7 @@ public struct PostgresTokenRepository: TokenRepository {
         try await bounded {
             let rows = try await client.query(
                 """
-                SELECT id, occurred_at, actor, action, token_id, user_id FROM audit_events
+                SELECT id, occurred_at, actor, action, token_id, user_id, details::text FROM audit_events
                 WHERE (\(query.tokenID)::uuid IS NULL OR token_id = \(query.tokenID)::uuid)
                   AND (\(query.userID)::text IS NULL OR user_id = \(query.userID)::text)
                   AND (\(query.before)::int8 IS NULL OR id < \(query.before)::int8)
@@ -447,8 +447,13 @@ public struct PostgresTokenRepository: TokenRepository {
                 logger: logger
             )
             var events: [AuditEvent] = []
-            for try await (id, occurredAt, actor, action, tokenID, userID) in rows.decode((Int64, Date, String, String, UUID?, String?).self) {
-                events.append(AuditEvent(id: id, occurredAt: occurredAt, actor: actor, action: action, tokenID: tokenID, userID: userID))
+            for try await (id, occurredAt, actor, action, tokenID, userID, details) in rows.decode((Int64, Date, String, String, UUID?, String?, String).self) {
+                // Written only as objects of strings (recordAudit); anything else reads as no details.
+                let object = (try? JSONSerialization.jsonObject(with: Data(details.utf8))) as? [String: Any] ?? [:]
+                events.append(
+                    AuditEvent(
+                        id: id, occurredAt: occurredAt, actor: actor, action: action, tokenID: tokenID, userID: userID,
+                        details: object.compactMapValues { $0 as? String }))
             }
             let hasMore = events.count > query.limit
             if hasMore { events.removeLast() }

@@ -38,6 +38,7 @@ extension AuditController {
             var action: String
             @EncodesNull var tokenId: String?
             @EncodesNull var userId: String?
+            var details: [String: String]
 
             init(_ event: AuditEvent) {
                 id = event.id
@@ -46,6 +47,7 @@ extension AuditController {
                 action = event.action
                 tokenId = event.tokenID?.lowercasedString
                 userId = event.userID
+                details = event.details
             }
         }
 
