@@ -3,6 +3,8 @@
 "use strict";
 
 let apiKey = null;
+/** A rate limit as the API takes it: 1 to 10000000 per 1 to 86400 seconds (the OpenAPI `TokenRateLimit` pattern). */
+const RATE_LIMIT_PATTERN = "([1-9][0-9]{0,6}|10000000)/([1-9][0-9]{0,3}|[1-7][0-9]{4}|8[0-5][0-9]{3}|86[0-3][0-9]{2}|86400)s";
 let listState = { userId: null, status: "all", cursor: null };
 
 const $ = (id) => document.getElementById(id);
@@ -334,6 +336,7 @@ function askRotate(token) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  for (const id of ["create-rate-limit", "edit-rate-limit"]) $(id).pattern = RATE_LIMIT_PATTERN;
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const value = $("api-key").value.trim();

@@ -198,7 +198,7 @@ func buildRouter(
     let bodyLimit = configuration.maximumBodySize
     mount(VerificationController(service: service, maximumBodySize: bodyLimit).endpoints, at: "api/tokens/verify", for: .verifier, budgets: [verifyBudget])
     let forwardAuth = ForwardAuthController(service: service, successStatus: configuration.forwardAuthSuccessStatus, rules: configuration.forwardAuthRules)
-    mount(forwardAuth.endpoints, at: "api/auth", for: .verifier, authenticator: proxyAuthenticator, budgets: [endClientBudget, verifyBudget])
+    mount(forwardAuth.endpoints, at: RouterPath(ForwardAuthController.path), for: .verifier, authenticator: proxyAuthenticator, budgets: [endClientBudget, verifyBudget])
     mount(IntrospectionController(service: service, maximumBodySize: bodyLimit).endpoints, at: "oauth2/introspect", for: .verifier, budgets: [endClientBudget, verifyBudget])
     mount(TokenController(
             service: service, maximumBodySize: bodyLimit, allowsEveryScope: configuration.allowsEveryScope,

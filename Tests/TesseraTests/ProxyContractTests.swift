@@ -65,6 +65,8 @@ struct ProxyContractTests {
             // Paths a server might read differently are denied, never matched loosely.
             #expect(try await envoy(.get, "/orders/../admin/x", token: token).status == .forbidden)
             #expect(try await envoy(.get, "/orders/a%2Fb", token: token).status == .forbidden)
+            #expect(try await envoy(.get, "/orders/7;jsessionid=1", token: token).status == .forbidden)
+            #expect(try await envoy(.get, "/orders/7%5C..%5Cadmin", token: token).status == .forbidden)
             let anonymous = try await envoy(.get, "/health", token: nil)
             #expect(anonymous.status == .ok && anonymous.headers[.authUserID] == "" && anonymous.headers[.authTokenID] == "")
             #expect(try await envoy(.patch, "/profile/me/settings", token: token).status == .ok)
@@ -92,9 +94,17 @@ struct ProxyContractTests {
                 .authorization: "Bearer \(token)", .originalMethod: "GET", .originalURI: "/orders/9",
             ])
             #expect(nginx.status == .noContent)
-            // With a rule table, a request that does not say what it is asking about is denied.
+            // With a rule table, a request that does not say what it is asking about is denied, and so is one that says
+            // it twice: nginx passes a client's own X-Forwarded-* on beside the X-Original-* it sets.
             let unknown = try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: [.authorization: "Bearer \(token)"])
             #expect(unknown.status == .forbidden && unknown.json["type"] as? String == "urn:tessera:problem:request-not-allowed")
+            let twice = try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: [
+                .authorization: "Bearer \(token)", .originalMethod: "GET", .originalURI: "/nothing", .forwardedMethod: "GET", .forwardedURI: "/orders/9",
+            ])
+            #expect(twice.status == .forbidden)
+            // An anonymous rule still needs a token covering the location's own ?scope=.
+            let scoped = try await api.send(.get, "/api/auth?scope=orders:write", key: Fixtures.verifierKey, headers: [.forwardedMethod: "GET", .forwardedURI: "/health"])
+            #expect(scoped.status == .unauthorized)
         }
     }
 
@@ -110,6 +120,9 @@ struct ProxyContractTests {
             #expect(try await api.send(.get, "/api/auth?scope=orders:read", key: Fixtures.verifierKey, headers: bearer).status == .noContent)
             #expect(try await api.send(.post, "/api/auth?scope=orders:write", key: Fixtures.verifierKey, headers: bearer).status == .forbidden)
             #expect(try await api.send(.get, "/api/auth?unknown=1", key: Fixtures.verifierKey, headers: bearer).status == .badRequest)
+            // A proxy address written with a trailing slash still has its ?scope= read.
+            #expect(try await api.send(.get, "/api/auth/?scope=orders:write", key: Fixtures.verifierKey, headers: bearer).status == .forbidden)
+            #expect(try await api.send(.get, "/api/auth/?scope=orders:read", key: Fixtures.verifierKey, headers: bearer).status == .noContent)
             // A token without scopes still sends X-Auth-Scopes, empty.
             let bare = try await Self.token(api, scopes: [])
             let answer = try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: [.authorization: "Bearer \(bare)", .authScopes: "admin"])

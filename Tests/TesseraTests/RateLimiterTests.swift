@@ -43,6 +43,8 @@ struct RateLimiterTests {
         #expect(gcra.interval == 1)
         let (fits, spent) = gcra.admit(stored: nil, now: 5_000_000)
         #expect(fits && gcra.decision(now: 5_000_000, arrival: spent, allowed: true).remaining == 9_999_999)
+        // The shared store counts in nanoseconds, where that rate is exact.
+        #expect(GCRA(RateLimitPolicy(name: "t", quota: 10_000_000, window: 1), unitsPerSecond: 1_000_000_000).interval == 100)
     }
 
     @Test func keysHaveSeparateBudgets() {

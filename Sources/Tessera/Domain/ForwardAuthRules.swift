@@ -23,6 +23,7 @@ public struct ForwardAuthRules: Sendable, Equatable {
 
     /// One segment of a path pattern.
     public enum Segment: Sendable, Equatable {
+        /// This text exactly (case-sensitive, after percent-decoding).
         case literal(String)
         /// `*`: any one segment.
         case any
@@ -54,13 +55,16 @@ public struct ForwardAuthRules: Sendable, Equatable {
     }
 
     /// The path's segments, percent-decoded, empty ones dropped; `nil` for a path whose meaning a server might
-    /// read differently (dot segments, encoded slashes, bad percent-encoding).
+    /// read differently: dot segments, an encoded `/`, a `\` (a separator to some servers) or a `;` (path
+    /// parameters, which some servers drop), bad percent-encoding.
     static func segments(of path: String) -> [String]? {
         let pathOnly = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         guard pathOnly.hasPrefix("/") else { return nil }
         var segments: [String] = []
         for raw in pathOnly.split(separator: "/") {
-            guard let segment = String(raw).removingPercentEncoding, !segment.contains("/"), segment != ".", segment != ".." else { return nil }
+            guard let segment = String(raw).removingPercentEncoding, segment != ".", segment != "..",
+                !segment.contains(where: { $0 == "/" || $0 == "\\" || $0 == ";" })
+            else { return nil }
             segments.append(segment)
         }
         return segments
@@ -143,4 +147,12 @@ extension ForwardAuthRules {
         }
         return Rule(method: method, pattern: pattern, decision: decision, label: label)
     }
+}
+
+/// The request a proxy is asking about: its method and path (with any query).
+public struct ForwardedRequest: Sendable, Equatable {
+    /// Its method, such as `POST`.
+    public var method: String
+    /// Its path, such as `/orders/7?expand=items`.
+    public var path: String
 }

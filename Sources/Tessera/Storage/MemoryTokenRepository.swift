@@ -127,7 +127,9 @@ public actor MemoryTokenRepository: TokenRepository {
         let active = records.values.filter { $0.userID == userID && $0.status(at: now) == .active }.map(\.id)
         for id in active { records[id]?.revokedAt = now }
         auditTrail.append(
-            AuditEvent(id: Int64(auditTrail.count + 1), occurredAt: now, actor: actor, action: "tokens.revoke", tokenID: nil, userID: userID))
+            AuditEvent(
+                id: Int64(auditTrail.count + 1), occurredAt: now, actor: actor, action: "tokens.revoke", tokenID: nil, userID: userID,
+                details: ["revoked": "\(active.count)"]))
         return active
     }
 
@@ -181,7 +183,9 @@ public actor MemoryTokenRepository: TokenRepository {
         let doomed = records.values.filter { $0.expiresAt < cutoff || ($0.revokedAt.map { $0 < cutoff } ?? false) }
         for record in doomed { records[record.id] = nil }
         auditTrail.append(
-            AuditEvent(id: Int64(auditTrail.count + 1), occurredAt: Date(), actor: actor, action: "tokens.purge", tokenID: nil, userID: nil))
+            AuditEvent(
+                id: Int64(auditTrail.count + 1), occurredAt: Date(), actor: actor, action: "tokens.purge", tokenID: nil, userID: nil,
+                details: ["deleted": "\(doomed.count)", "olderThanSeconds": "\(age)"]))
         return doomed.count
     }
 

@@ -19,15 +19,16 @@ public struct PostgresRateLimitStore: RateLimitStore {
         self.timeout = timeout
     }
 
-    /// Budgets are kept per policy name and key; the arithmetic is in microseconds, as the database's clock decides.
+    /// Budgets are kept per policy name and key; the arithmetic is in nanoseconds of the database's clock, fine
+    /// enough for the fastest rate a policy may have.
     public func acquire(_ key: String, under policy: RateLimitPolicy, logger: Logger) async throws -> RateLimitDecision {
-        let (name, gcra, key) = (policy.name, GCRA(policy, unitsPerSecond: 1_000_000), Self.storedKey(key))
+        let (name, gcra, key) = (policy.name, GCRA(policy, unitsPerSecond: 1_000_000_000), Self.storedKey(key))
         let (interval, tolerance) = (gcra.interval, gcra.tolerance)
         return try await bounded { [client] in
             // The upsert only advances the arrival time when the request fits the budget; no row back means refused.
             let rows = try await client.query(
                 """
-                WITH clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8 AS now),
+                WITH clock AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000000)::int8 AS now),
                 previous AS (SELECT tat FROM rate_limits WHERE policy = \(name) AND key = \(key)),
                 spent AS (
                     INSERT INTO rate_limits AS r (policy, key, tat)
@@ -63,7 +64,7 @@ public struct PostgresRateLimitStore: RateLimitStore {
     /// Deletes entries whose budget has fully refilled; they mean the same as no entry.
     public static func sweep(client: PostgresClient, logger: Logger) async throws {
         try await client.query(
-            "DELETE FROM rate_limits WHERE tat < (extract(epoch FROM clock_timestamp()) * 1000000)::int8",
+            "DELETE FROM rate_limits WHERE tat < (extract(epoch FROM clock_timestamp()) * 1000000000)::int8",
             logger: logger
         )
     }

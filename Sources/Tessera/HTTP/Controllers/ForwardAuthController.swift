@@ -16,6 +16,9 @@ struct ForwardAuthController {
     /// The rule table, if one is configured.
     let rules: ForwardAuthRules?
 
+    /// Where forward auth is mounted; under it, the path is the request a proxy asks about (Envoy).
+    static let path = "api/auth"
+
     /// Every standard method, at `/api/auth` and at any path under it; the body is never read.
     var endpoints: RouteCollection<CallerRequestContext> {
         let routes = RouteCollection(context: CallerRequestContext.self)
@@ -29,14 +32,15 @@ struct ForwardAuthController {
     /// The methods forward auth answers: every method HTTP defines but `CONNECT`.
     static let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options, .trace]
 
-    /// The request a proxy asks about when it came as the path under `/api/auth` (Envoy): the method, and the path
-    /// and query after the prefix.
+    /// The request a proxy asks about when it came as a path under `/api/auth` (Envoy): the method, and the path
+    /// and query after the prefix. `/api/auth/` alone is `/api/auth`, whose query carries `?scope=`.
     static func requestInPath(of request: Request) -> ForwardedRequest? {
-        guard let path = request.head.path, path.hasPrefix(prefix + "/") else { return nil }
-        return ForwardedRequest(method: request.method.rawValue, path: String(path.dropFirst(prefix.utf8.count)))
+        let prefix = "/" + path + "/"
+        guard let target = request.head.path, target.hasPrefix(prefix) else { return nil }
+        let original = target.dropFirst(prefix.utf8.count - 1)
+        guard !original.hasPrefix("/?"), original != "/" else { return nil }
+        return ForwardedRequest(method: request.method.rawValue, path: String(original))
     }
-
-    private static let prefix = "/api/auth"
 
     /// The success status with every `X-Auth-*` header when the rules let the request through (as anonymous, or with
     /// an active token covering the scopes); `429` when the token's own rate limit is spent; `401` or `403` otherwise.
@@ -46,7 +50,8 @@ struct ForwardAuthController {
         var scopes = inPath == nil ? try Self.requiredScopes(in: request) : []
         if let rules {
             guard let original = inPath ?? Self.originalRequest(in: request.headers) else {
-                throw APIError.requestNotAllowed("The original request's method and path were not sent, so no rule can allow it.")
+                throw APIError.requestNotAllowed(
+                    "The original request's method and path were not sent, or were sent twice (X-Forwarded-* and X-Original-*), so no rule can allow it.")
             }
             guard let (index, rule) = rules.rule(matching: original.method, path: original.path) else {
                 context.logger.info("forward auth refused: no rule matches", metadata: ["method": "\(original.method)", "caller": "\(context.caller.name)"])
@@ -56,8 +61,10 @@ struct ForwardAuthController {
             case .deny:
                 context.logger.info("forward auth refused by rule", metadata: ["rule": "\(index)", "caller": "\(context.caller.name)"])
                 throw APIError.requestNotAllowed("Forward auth rule \(index) (\(rule.label)) denies this request.")
-            case .anonymous:
+            case .anonymous where scopes.isEmpty:
                 return identified(userID: "", scopes: [], tokenID: "")
+            case .anonymous:
+                break  // the location's own ?scope= still needs a token covering it
             case .scopes(let ruleScopes):
                 scopes = ruleScopes + scopes.filter { !ruleScopes.contains($0) }
             }
@@ -92,11 +99,16 @@ struct ForwardAuthController {
     }
 
     /// The original request as Traefik and Caddy send it (`X-Forwarded-Method`, `X-Forwarded-Uri`), else as nginx
-    /// configurations usually do (`X-Original-Method`, `X-Original-URI`).
+    /// configurations usually do (`X-Original-Method`, `X-Original-URI`); `nil` when neither pair is whole, or when
+    /// both kinds are present: nginx passes the client's own headers on to the auth request, so a client could
+    /// otherwise name the request to check.
     static func originalRequest(in headers: HTTPFields) -> ForwardedRequest? {
-        for (method, uri) in [(HTTPField.Name.forwardedMethod, HTTPField.Name.forwardedURI), (.originalMethod, .originalURI)] {
-            if let method = headers[method], let uri = headers[uri] { return ForwardedRequest(method: method, path: uri) }
-        }
+        let forwarded = (headers[.forwardedMethod], headers[.forwardedURI])
+        let original = (headers[.originalMethod], headers[.originalURI])
+        let kinds = [forwarded.0, forwarded.1].contains { $0 != nil } && [original.0, original.1].contains { $0 != nil }
+        guard !kinds else { return nil }
+        if let method = forwarded.0, let uri = forwarded.1 { return ForwardedRequest(method: method, path: uri) }
+        if let method = original.0, let uri = original.1 { return ForwardedRequest(method: method, path: uri) }
         return nil
     }
 
@@ -185,12 +197,4 @@ extension HTTPField.Name {
     static let forwardedURI = Self("X-Forwarded-Uri")!
     static let originalMethod = Self("X-Original-Method")!
     static let originalURI = Self("X-Original-URI")!
-}
-
-/// The request a proxy is asking about: its method and path (with any query).
-public struct ForwardedRequest: Sendable, Equatable {
-    /// Its method, such as `POST`.
-    public var method: String
-    /// Its path, such as `/orders/7?expand=items`.
-    public var path: String
 }

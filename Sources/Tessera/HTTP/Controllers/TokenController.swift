@@ -183,9 +183,8 @@ struct TokenController {
 
     /// Validates a create body, reporting every failing field at once.
     static func tokenRequest(from object: [String: JSONValue], allowingEveryScope: Bool, keyNames: Set<String>) throws -> TokenRequest {
-        var reader = FieldReader(
-            object,
-            allowed: ["userId", "scopes", "expiresInMinutes", "name", "audiences", "allowedCidrs", "meta", "maxUses", "refill", "rateLimit"])
+        // What PATCH edits, but a lifetime instead of an expiry, and every new token enabled.
+        var reader = FieldReader(object, allowed: editableFields.subtracting(["expiresAt", "enabled"]).union(["userId", "expiresInMinutes"]))
         let userID = reader.string("userId", required: true)
         if let userID, let problem = TextRules.newUserIDProblem(userID) { reader.fail("userId", problem) }
         let scopes = TextRules.scopes(reader.strings("scopes"), field: "scopes", into: &reader)
