@@ -35,8 +35,8 @@ public struct PostgresTokenRepository: TokenRepository {
             let hashes = digests.map { ByteBuffer(bytes: $0) }
             let rows = try await client.query("SELECT \(unescaped: columns) FROM tokens WHERE secret_hash = ANY(\(hashes))", logger: logger)
             var found: [[UInt8]: TokenRecord] = [:]
-            for try await row in rows.decode(Row.self) {
-                let record = record(row)
+            for try await row in rows {
+                let record = try record(row)
                 found[record.digest.bytes] = record
             }
             return found
@@ -93,17 +93,12 @@ public struct PostgresTokenRepository: TokenRepository {
         "PostgreSQL did not answer within \(timeout)"
     }
 
-    /// The columns every token query selects, in the order ``decodeRecords(_:)`` reads them.
+    /// The columns every token query selects, in the order ``record(_:)`` reads them.
     static let columns = """
         id, user_id, scopes, secret_hash, hash_key_id, display_prefix, name,
         (extract(epoch FROM created_at) * 1000000)::int8, expires_at, revoked_at, last_used_at, created_by, replaces, replaced_by,
         audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every, rate_limit_quota, rate_limit_window
         """
-
-    typealias Row = (
-        UUID, String, [String], ByteBuffer, Int, String, String?, Int64, Date, Date?, Date?, String, UUID?, UUID?, [String]?, [String]?, String?, Bool,
-        Int?, Int?, Int?, String?, Int?, Int?
-    )
 
     /// One statement, so one round trip: the token and its `token.create` audit row are inserted together or not at all.
     public func create(_ token: NewToken, logger: Logger) async throws -> TokenRecord {
@@ -499,13 +494,23 @@ public struct PostgresTokenRepository: TokenRepository {
 
     private static func decodeRecords(_ rows: PostgresRowSequence) async throws -> [TokenRecord] {
         var records: [TokenRecord] = []
-        for try await row in rows.decode(Row.self) { records.append(record(row)) }
+        for try await row in rows { records.append(try record(row)) }
         return records
     }
 
-    private static func record(_ row: Row) -> TokenRecord {
-        let (id, userID, scopes, hash, keyID, displayPrefix, name, createdAt, expiresAt, revokedAt, lastUsedAt, createdBy, replaces, replacedBy,
-            audiences, allowedCidrs, meta, enabled, maxUses, usesLeft, refillAmount, refillEvery, rateLimitQuota, rateLimitWindow) = row
+    /// The token in a row of ``columns``, read cell by cell with concrete types: decoding the row as one 24-element
+    /// tuple made the runtime look the tuple's type up for every row (docs/architecture.md).
+    private static func record(_ row: PostgresRow) throws -> TokenRecord {
+        var cells = Cells(row)
+        let id: UUID = try cells.next(), userID: String = try cells.next(), scopes: [String] = try cells.next()
+        let hash: ByteBuffer = try cells.next(), keyID: Int = try cells.next(), displayPrefix: String = try cells.next()
+        let name: String? = try cells.next(), createdAt: Int64 = try cells.next(), expiresAt: Date = try cells.next()
+        let revokedAt: Date? = try cells.next(), lastUsedAt: Date? = try cells.next(), createdBy: String = try cells.next()
+        let replaces: UUID? = try cells.next(), replacedBy: UUID? = try cells.next()
+        let audiences: [String]? = try cells.next(), allowedCidrs: [String]? = try cells.next(), meta: String? = try cells.next()
+        let enabled: Bool = try cells.next(), maxUses: Int? = try cells.next(), usesLeft: Int? = try cells.next()
+        let refillAmount: Int? = try cells.next(), refillEvery: String? = try cells.next()
+        let rateLimitQuota: Int? = try cells.next(), rateLimitWindow: Int? = try cells.next()
         return TokenRecord(
             id: id,
             userID: userID,
@@ -532,6 +537,21 @@ public struct PostgresTokenRepository: TokenRepository {
             ),
             usesLeft: usesLeft
         )
+    }
+}
+
+/// A row's cells in column order, each decoded as the type the caller names.
+private struct Cells {
+    private var iterator: PostgresRow.Iterator
+
+    init(_ row: PostgresRow) {
+        iterator = row.makeIterator()
+    }
+
+    /// The next cell as a `Value`; a row with fewer cells than read is a ``StorageError/missingRow``.
+    mutating func next<Value: PostgresDecodable>() throws -> Value {
+        guard let cell = iterator.next() else { throw StorageError.missingRow }
+        return try cell.decode(Value.self)
     }
 }
 
