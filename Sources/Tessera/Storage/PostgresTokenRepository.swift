@@ -499,7 +499,7 @@ public struct PostgresTokenRepository: TokenRepository {
     }
 
     /// The token in a row of ``columns``, read cell by cell with concrete types: decoding the row as one 24-element
-    /// tuple made the runtime look the tuple's type up for every row (docs/architecture.md).
+    /// tuple made the runtime look the tuple's type up for every row (docs/performance.md).
     private static func record(_ row: PostgresRow) throws -> TokenRecord {
         var cells = Cells(row)
         let id: UUID = try cells.next(), userID: String = try cells.next(), scopes: [String] = try cells.next()
