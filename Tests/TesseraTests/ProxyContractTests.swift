@@ -117,6 +117,8 @@ struct ProxyContractTests {
                 #expect(answer.status == .noContent, "\(method)")
             }
             #expect(try await api.send(.put, "/api/auth/any/path?unknown=1", key: Fixtures.verifierKey, headers: bearer).status == .noContent)
+            #expect(try await api.send(HTTPRequest.Method("PROPFIND")!, "/api/auth/dav/x", key: Fixtures.verifierKey, headers: bearer).status == .noContent)
+            #expect(ForwardAuthController.methods.count == 38)
             #expect(try await api.send(.get, "/api/auth?scope=orders:read", key: Fixtures.verifierKey, headers: bearer).status == .noContent)
             #expect(try await api.send(.post, "/api/auth?scope=orders:write", key: Fixtures.verifierKey, headers: bearer).status == .forbidden)
             #expect(try await api.send(.get, "/api/auth?unknown=1", key: Fixtures.verifierKey, headers: bearer).status == .badRequest)

@@ -29,8 +29,13 @@ struct ForwardAuthController {
         return routes
     }
 
-    /// The methods forward auth answers: every method HTTP defines but `CONNECT`.
-    static let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options, .trace]
+    /// The methods forward auth answers: every method in IANA's HTTP Method Registry but `CONNECT` and `PRI` (WebDAV's
+    /// and the others a proxy may pass on included).
+    static let methods: [HTTPRequest.Method] = [.get, .head, .post, .put, .patch, .delete, .options, .trace] + [
+        "ACL", "BASELINE-CONTROL", "BIND", "CHECKIN", "CHECKOUT", "COPY", "LABEL", "LINK", "LOCK", "MERGE", "MKACTIVITY", "MKCALENDAR",
+        "MKCOL", "MKREDIRECTREF", "MKWORKSPACE", "MOVE", "ORDERPATCH", "PROPFIND", "PROPPATCH", "QUERY", "REBIND", "REPORT", "SEARCH",
+        "UNBIND", "UNCHECKOUT", "UNLINK", "UNLOCK", "UPDATE", "UPDATEREDIRECTREF", "VERSION-CONTROL",
+    ].compactMap(HTTPRequest.Method.init(rawValue:))
 
     /// The request a proxy asks about when it came as a path under `/api/auth` (Envoy): the method, and the path
     /// and query after the prefix. `/api/auth/` alone is `/api/auth`, whose query carries `?scope=`.
