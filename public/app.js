@@ -337,6 +337,8 @@ function askRotate(token) {
 
 document.addEventListener("DOMContentLoaded", () => {
   for (const id of ["create-rate-limit", "edit-rate-limit"]) $(id).pattern = RATE_LIMIT_PATTERN;
+  // The edit dialog offers the same refill periods as the create form.
+  for (const option of $("create-refill-every").options) $("edit-refill-every").append(option.cloneNode(true));
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const value = $("api-key").value.trim();

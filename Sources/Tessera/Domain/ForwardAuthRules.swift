@@ -85,68 +85,6 @@ extension ForwardAuthRules {
     public struct InvalidRules: Error, CustomStringConvertible {
         public var description: String
     }
-
-    /// Reads the rules from the JSON text of a rules file; every rule is checked, and the first bad one is named.
-    public init(json: Data) throws {
-        guard let array = try? JSONSerialization.jsonObject(with: json) as? [Any] else {
-            throw InvalidRules(description: "must be a JSON array of rules such as {\"method\": \"GET\", \"path\": \"/orders/*\", \"scopes\": [\"orders:read\"]}")
-        }
-        rules = try array.enumerated().map { index, element in
-            guard let object = element as? [String: Any] else { throw InvalidRules(description: "rule \(index) must be a JSON object") }
-            return try Self.rule(object, index: index)
-        }
-    }
-
-    private static func rule(_ object: [String: Any], index: Int) throws -> Rule {
-        let label = "\(object["method"] as? String ?? "*") \(object["path"] as? String ?? "?")"
-        func invalid(_ message: String) -> InvalidRules { InvalidRules(description: "rule \(index) (\(label)) \(message)") }
-        let known: Set<String> = ["method", "path", "scopes", "allow", "deny"]
-        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-            throw invalid("has an unknown field '\(unknown)'; a rule has method, path and one of scopes, allow or deny")
-        }
-        var method: String?
-        if let value = object["method"] {
-            guard let text = value as? String, text == "*" || (!text.isEmpty && text.utf8.allSatisfy({ (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) })) else {
-                throw invalid("needs method to be an upper-case HTTP method such as GET, or * for any")
-            }
-            method = text == "*" ? nil : text
-        }
-        guard let path = object["path"] as? String, path.hasPrefix("/") else { throw invalid("needs a path starting with /") }
-        let parts = path.split(separator: "/")
-        var pattern: [Segment] = []
-        for (position, part) in parts.enumerated() {
-            switch part {
-            case "**":
-                guard position == parts.count - 1 else { throw invalid("may have ** only as its last segment") }
-                pattern.append(.rest)
-            case "*": pattern.append(.any)
-            default:
-                guard !part.contains("*") else { throw invalid("may use * only as a whole segment") }
-                guard let segment = String(part).removingPercentEncoding, segment != ".", segment != ".." else {
-                    throw invalid("has a segment that is not a plain path segment: '\(part)'")
-                }
-                pattern.append(.literal(segment))
-            }
-        }
-        let decisions = ["scopes", "allow", "deny"].filter { object[$0] != nil }
-        guard decisions.count == 1 else { throw invalid("must say exactly one of scopes, allow or deny") }
-        let decision: Decision
-        switch decisions[0] {
-        case "scopes":
-            guard let scopes = object["scopes"] as? [String], scopes.count <= Scope.maximumCount else {
-                throw invalid("needs scopes to be an array of at most \(Scope.maximumCount) scopes")
-            }
-            if let bad = scopes.first(where: { !Scope.isValid($0) }) { throw invalid("has scope '\(bad)', which \(Scope.grammar)") }
-            decision = .scopes(scopes)
-        case "allow":
-            guard object["allow"] as? String == "anonymous" else { throw invalid("may only say \"allow\": \"anonymous\"") }
-            decision = .anonymous
-        default:
-            guard object["deny"] as? Bool == true else { throw invalid("may only say \"deny\": true") }
-            decision = .deny
-        }
-        return Rule(method: method, pattern: pattern, decision: decision, label: label)
-    }
 }
 
 /// The request a proxy is asking about: its method and path (with any query).

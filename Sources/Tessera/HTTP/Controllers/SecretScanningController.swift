@@ -49,16 +49,17 @@ struct SecretScanningController {
 
     /// The reports in GitHub's body: an array of `{token, type, url, source}`.
     static func reports(in body: ByteBuffer) throws -> [Report] {
-        guard let array = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [Any] else {
+        guard case .array(let array)? = try? JSONParser.parse(body) else {
             throw APIError.validation([FieldError(field: "body", message: "must be a JSON array of {token, type, url, source}")])
         }
         var errors: [FieldError] = []
         let reports = array.enumerated().compactMap { index, element -> Report? in
-            guard let object = element as? [String: Any], let token = object["token"] as? String, let type = object["type"] as? String else {
+            guard case .object(let object) = element, case .string(let token)? = object["token"], case .string(let type)? = object["type"] else {
                 errors.append(FieldError(field: "[\(index)]", message: "must be an object with token and type strings"))
                 return nil
             }
-            return Report(token: token, type: type, url: object["url"] as? String)
+            guard case .string(let url)? = object["url"] else { return Report(token: token, type: type, url: nil) }
+            return Report(token: token, type: type, url: url)
         }
         guard errors.isEmpty else { throw APIError.validation(errors) }
         return reports
