@@ -79,7 +79,7 @@ struct JSONTests {
                     refill: UsageRefill(amount: 9, every: .day), rateLimit: TokenPolicy.rateLimit(quota: 100, window: 60)),
                 usesLeft: 4),
             TokenRecord(
-                id: UUID(), userID: "old", scopes: ["*"], digest: .init(bytes: [3], keyID: 1), displayPrefix: "tsr_ijkl", name: nil,
+                id: UUID(), userID: "old", scopes: ["*", "repo/x:ünï"], digest: .init(bytes: [3], keyID: 1), displayPrefix: "tsr_ijkl", name: "",
                 createdAtMicroseconds: 951_782_400_000_000, expiresAt: now.addingTimeInterval(-10), revokedAt: nil, lastUsedAt: nil,
                 createdBy: "admin"),
         ]

@@ -235,16 +235,15 @@ extension TokenController {
 
         var body: ByteBuffer {
             var buffer = ByteBufferAllocator().buffer(capacity: 320 + record.userID.utf8.count)
-            var object = JSONObjectText()
-            object.key("createdAt", in: &buffer); JSONText.write(record.createdAt, to: &buffer)
-            object.key("expiresAt", in: &buffer); JSONText.write(record.expiresAt, to: &buffer)
-            object.key("id", in: &buffer); JSONText.write(record.id, to: &buffer)
-            object.key("name", in: &buffer); JSONText.write(orNull: record.name, to: &buffer)
-            object.key("prefix", in: &buffer); JSONText.write(record.displayPrefix, to: &buffer)
-            object.key("scopes", in: &buffer); JSONText.write(record.scopes, to: &buffer)
-            object.key("token", in: &buffer); JSONText.write(token, to: &buffer)
-            object.key("userId", in: &buffer); JSONText.write(record.userID, to: &buffer)
-            object.end(in: &buffer)
+            buffer.writeStaticString(#"{"createdAt":"#); JSONText.write(record.createdAt, to: &buffer)
+            buffer.writeStaticString(#","expiresAt":"#); JSONText.write(record.expiresAt, to: &buffer)
+            buffer.writeStaticString(#","id":"#); JSONText.write(record.id, to: &buffer)
+            buffer.writeStaticString(#","name":"#); JSONText.write(orNull: record.name, to: &buffer)
+            buffer.writeStaticString(#","prefix":"#); JSONText.write(record.displayPrefix, to: &buffer)
+            buffer.writeStaticString(#","scopes":"#); JSONText.write(record.scopes, to: &buffer)
+            buffer.writeStaticString(#","token":"#); JSONText.write(token, to: &buffer)
+            buffer.writeStaticString(#","userId":"#); JSONText.write(record.userID, to: &buffer)
+            buffer.writeStaticString("}")
             return buffer
         }
 
@@ -281,33 +280,32 @@ extension TokenController {
 
         /// One record as ``TokenMetadata`` encodes it, keys sorted.
         private static func write(_ record: TokenRecord, at now: Date, to buffer: inout ByteBuffer) {
-            var object = JSONObjectText()
-            object.key("allowedCidrs", in: &buffer); JSONText.write(orNull: record.policy.allowedNetworks?.map(\.text), to: &buffer)
-            object.key("audiences", in: &buffer); JSONText.write(orNull: record.policy.audiences, to: &buffer)
-            object.key("createdAt", in: &buffer); JSONText.write(record.createdAt, to: &buffer)
-            object.key("enabled", in: &buffer); buffer.writeString(record.policy.enabled ? "true" : "false")
-            object.key("expiresAt", in: &buffer); JSONText.write(record.expiresAt, to: &buffer)
-            object.key("id", in: &buffer); JSONText.write(record.id, to: &buffer)
-            object.key("lastUsedAt", in: &buffer); JSONText.write(orNull: record.lastUsedAt, to: &buffer)
-            object.key("maxUses", in: &buffer); buffer.writeString(record.policy.maxUses.map(String.init) ?? "null")
-            object.key("meta", in: &buffer); buffer.writeString(record.policy.meta ?? "null")
-            object.key("name", in: &buffer); JSONText.write(orNull: record.name, to: &buffer)
-            object.key("prefix", in: &buffer); JSONText.write(record.displayPrefix, to: &buffer)
-            object.key("rateLimit", in: &buffer); JSONText.write(orNull: record.policy.rateLimit?.text, to: &buffer)
-            object.key("refill", in: &buffer)
+            buffer.writeStaticString(#"{"allowedCidrs":"#); JSONText.write(orNull: record.policy.allowedNetworks?.map(\.text), to: &buffer)
+            buffer.writeStaticString(#","audiences":"#); JSONText.write(orNull: record.policy.audiences, to: &buffer)
+            buffer.writeStaticString(#","createdAt":"#); JSONText.write(record.createdAt, to: &buffer)
+            buffer.writeStaticString(#","enabled":"#); buffer.writeStaticString(record.policy.enabled ? "true" : "false")
+            buffer.writeStaticString(#","expiresAt":"#); JSONText.write(record.expiresAt, to: &buffer)
+            buffer.writeStaticString(#","id":"#); JSONText.write(record.id, to: &buffer)
+            buffer.writeStaticString(#","lastUsedAt":"#); JSONText.write(orNull: record.lastUsedAt, to: &buffer)
+            buffer.writeStaticString(#","maxUses":"#); buffer.writeString(record.policy.maxUses.map(String.init) ?? "null")
+            buffer.writeStaticString(#","meta":"#); buffer.writeString(record.policy.meta ?? "null")
+            buffer.writeStaticString(#","name":"#); JSONText.write(orNull: record.name, to: &buffer)
+            buffer.writeStaticString(#","prefix":"#); JSONText.write(record.displayPrefix, to: &buffer)
+            buffer.writeStaticString(#","rateLimit":"#); JSONText.write(orNull: record.policy.rateLimit?.text, to: &buffer)
+            buffer.writeStaticString(#","refill":"#)
             if let refill = record.policy.refill {
                 buffer.writeString(#"{"amount":\#(refill.amount),"every":"\#(refill.period.rawValue)"}"#)
             } else {
                 buffer.writeStaticString("null")
             }
-            object.key("remaining", in: &buffer); buffer.writeString(record.policy.maxUses == nil ? "null" : String(record.usesLeft ?? 0))
-            object.key("replacedBy", in: &buffer); JSONText.write(orNull: record.replacedBy, to: &buffer)
-            object.key("replaces", in: &buffer); JSONText.write(orNull: record.replaces, to: &buffer)
-            object.key("revokedAt", in: &buffer); JSONText.write(orNull: record.revokedAt, to: &buffer)
-            object.key("scopes", in: &buffer); JSONText.write(record.scopes, to: &buffer)
-            object.key("status", in: &buffer); JSONText.write(record.status(at: now).rawValue, to: &buffer)
-            object.key("userId", in: &buffer); JSONText.write(record.userID, to: &buffer)
-            object.end(in: &buffer)
+            buffer.writeStaticString(#","remaining":"#); buffer.writeString(record.policy.maxUses == nil ? "null" : String(record.usesLeft ?? 0))
+            buffer.writeStaticString(#","replacedBy":"#); JSONText.write(orNull: record.replacedBy, to: &buffer)
+            buffer.writeStaticString(#","replaces":"#); JSONText.write(orNull: record.replaces, to: &buffer)
+            buffer.writeStaticString(#","revokedAt":"#); JSONText.write(orNull: record.revokedAt, to: &buffer)
+            buffer.writeStaticString(#","scopes":"#); JSONText.write(record.scopes, to: &buffer)
+            buffer.writeStaticString(#","status":"#); JSONText.write(record.status(at: now).rawValue, to: &buffer)
+            buffer.writeStaticString(#","userId":"#); JSONText.write(record.userID, to: &buffer)
+            buffer.writeStaticString("}")
         }
 
         func response(from request: Request, context: some RequestContext) -> Response {
