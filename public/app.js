@@ -121,28 +121,21 @@ function renderTokens(tokens, append) {
     const actions = document.createElement("td");
     actions.className = "actions";
     if (token.status === "active") {
-      const rotate = document.createElement("button");
-      rotate.type = "button";
-      rotate.textContent = "Rotate";
-      rotate.setAttribute("aria-label", `Rotate token ${token.prefix}`);
-      rotate.addEventListener("click", () => askRotate(token));
-      const revoke = document.createElement("button");
-      revoke.type = "button";
-      revoke.className = "danger";
-      revoke.textContent = "Revoke";
-      revoke.setAttribute("aria-label", `Revoke token ${token.prefix}`);
-      revoke.addEventListener("click", () => revokeToken(token));
-      const pause = document.createElement("button");
-      pause.type = "button";
-      pause.textContent = paused ? "Resume" : "Pause";
-      pause.setAttribute("aria-label", `${paused ? "Resume" : "Pause"} token ${token.prefix}`);
-      pause.addEventListener("click", () => setEnabled(token, paused));
-      const edit = document.createElement("button");
-      edit.type = "button";
-      edit.textContent = "Edit";
-      edit.setAttribute("aria-label", `Edit token ${token.prefix}`);
-      edit.addEventListener("click", () => askEdit(token));
-      actions.append(rotate, edit, pause, revoke);
+      const action = (text, onClick, className) => {
+        const button = document.createElement("button");
+        button.type = "button";
+        if (className) button.className = className;
+        button.textContent = text;
+        button.setAttribute("aria-label", `${text} token ${token.prefix}`);
+        button.addEventListener("click", onClick);
+        return button;
+      };
+      actions.append(
+        action("Rotate", () => askRotate(token)),
+        action("Edit", () => askEdit(token)),
+        action(paused ? "Resume" : "Pause", () => setEnabled(token, paused)),
+        action("Revoke", () => revokeToken(token), "danger"),
+      );
     } else {
       actions.textContent = "—";
     }

@@ -11,11 +11,6 @@ import TokenCrypto
 /// Forward auth, RFC 7662 introspection, rotation and last-used tracking.
 @Suite("Downstream integration")
 struct IntegrationEndpointTests {
-    private func withAPI(_ body: @escaping @Sendable (APIClient) async throws -> Void) async throws {
-        let app = buildApplication(try Fixtures.configuration(), repository: MemoryTokenRepository(), logger: Fixtures.logger)
-        try await app.test(.router) { client in try await body(APIClient(client: client)) }
-    }
-
     private func forwardAuth(_ api: APIClient, token: String?, scopes: [String] = []) async throws -> TestResponse {
         let query = scopes.isEmpty ? "" : "?" + scopes.map { "scope=\($0)" }.joined(separator: "&")
         var headers: HTTPFields = [:]
@@ -24,7 +19,7 @@ struct IntegrationEndpointTests {
     }
 
     @Test func forwardAuthAnswersWithStatusAndHeaders() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let created = try await api.createToken(userID: "fwd", scopes: ["read", "repo:*"])
             let token = try #require(created["token"] as? String)
 
@@ -70,7 +65,7 @@ struct IntegrationEndpointTests {
     }
 
     @Test func aRotatedTokenCannotBeRotatedAgain() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let id = try #require(try await api.createToken()["id"] as? String)
             #expect(try await api.send(.post, "/api/tokens/\(id)/rotate", json: #"{"graceSeconds":600}"#).status == .created)
             let again = try await api.send(.post, "/api/tokens/\(id)/rotate", json: #"{"graceSeconds":600}"#)
@@ -80,7 +75,7 @@ struct IntegrationEndpointTests {
     }
 
     @Test func introspectionFollowsRFC7662() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let created = try await api.createToken(userID: "oauth", scopes: ["read", "write"])
             let token = try #require(created["token"] as? String)
             let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
@@ -112,7 +107,7 @@ struct IntegrationEndpointTests {
     }
 
     @Test func rotationIssuesANewTokenAndLimitsTheOldOne() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let created = try await api.createToken(userID: "rot", scopes: ["read"], minutes: 600)
             let oldToken = try #require(created["token"] as? String)
             let oldID = try #require(created["id"] as? String)

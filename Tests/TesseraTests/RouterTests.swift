@@ -10,13 +10,8 @@ import TokenCrypto
 /// The HTTP API over the in-memory repository: status codes, bodies and headers of every endpoint.
 @Suite("HTTP API")
 struct RouterTests {
-    private func withAPI(_ body: @escaping @Sendable (APIClient) async throws -> Void) async throws {
-        let app = buildApplication(try Fixtures.configuration(), repository: MemoryTokenRepository(), logger: Fixtures.logger)
-        try await app.test(.router) { client in try await body(APIClient(client: client)) }
-    }
-
     @Test func createReturnsTheTokenOnceWithNoStore() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let response = try await api.send(
                 .post, "/api/tokens", json: #"{"userId":"user123","scopes":["read","write"],"expiresInMinutes":60,"name":"CI"}"#)
             #expect(response.status == .created)
@@ -35,7 +30,7 @@ struct RouterTests {
     }
 
     @Test func listAndGetShowMetadataButNeverTheSecret() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let created = try await api.createToken(userID: "alice")
             let token = try #require(created["token"] as? String)
             let id = try #require(created["id"] as? String)
@@ -57,7 +52,7 @@ struct RouterTests {
     }
 
     @Test func revokingTwiceIsIdempotent() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let created = try await api.createToken()
             let id = try #require(created["id"] as? String)
             #expect(try await api.send(.delete, "/api/tokens/\(id)").status == .noContent)
@@ -68,7 +63,7 @@ struct RouterTests {
     }
 
     @Test func verifyReportsActiveThenRevoked() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let created = try await api.createToken(scopes: ["read", "repo:*"])
             let token = try #require(created["token"] as? String)
             let active = try await api.verify(token, requiredScopes: ["read", "repo:write"])
@@ -87,7 +82,7 @@ struct RouterTests {
     }
 
     @Test func verifyReportsMalformedAndUnknownTokens() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let token = try #require(try await api.createToken()["token"] as? String)
             var tampered = Array(token)
             tampered[10] = tampered[10] == "a" ? "b" : "a"
@@ -100,21 +95,21 @@ struct RouterTests {
     }
 
     @Test func adminKeyMayAlsoVerify() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let token = try #require(try await api.createToken()["token"] as? String)
             #expect(try await api.verify(token, key: Fixtures.adminKey)["active"] as? Bool == true)
         }
     }
 
     @Test func bearerAuthorizationWorksLikeXAPIKey() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let response = try await api.send(.get, "/api/tokens?userId=u", key: nil, headers: [.authorization: "Bearer \(Fixtures.adminKey)"])
             #expect(response.status == .ok)
         }
     }
 
     @Test func anUnreadableAuthorizationHeaderIs401EvenBesideAValidKey() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             for authorization in ["Basic !!not-base64", "Bearer", "Bearer two words", "Token abc"] {
                 let response = try await api.send(.get, "/api/tokens?userId=u", headers: [.authorization: authorization])
                 #expect(response.status == .unauthorized, "\(authorization)")
@@ -126,7 +121,7 @@ struct RouterTests {
     }
 
     @Test func missingOrWrongKeyIs401WithAChallenge() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             for key in [nil, "wrong-key-wrong-key-wrong", Fixtures.adminKey + "x", ""] as [String?] {
                 let response = try await api.send(.get, "/api/tokens?userId=u", key: key)
                 #expect(response.status == .unauthorized)
@@ -138,7 +133,7 @@ struct RouterTests {
     }
 
     @Test func verifierKeyIsForbiddenFromAdminRoutes() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             for (method, uri) in [(HTTPRequest.Method.get, "/api/tokens?userId=u"), (.delete, "/api/tokens/\(UUID())"), (.get, "/api/tokens/\(UUID())")] {
                 #expect(try await api.send(method, uri, key: Fixtures.verifierKey).status == .forbidden)
             }
@@ -149,7 +144,7 @@ struct RouterTests {
     }
 
     @Test func invalidCreateBodiesListEveryFailingField() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let response = try await api.send(
                 .post, "/api/tokens",
                 json: #"{"userId":"","scopes":["ok","bad scope","ok"],"expiresInMinutes":525601,"name":"\#(String(repeating: "n", count: 101))","admin":true}"#
@@ -173,7 +168,7 @@ struct RouterTests {
         (#"{"userId":"u","expiresInMinutes":60,"scopes":[1]}"#, "scopes[0]"),
     ])
     func eachInvalidFieldIsNamed(body: String, field: String) async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let response = try await api.send(.post, "/api/tokens", json: body)
             #expect(response.status == .badRequest)
             #expect(response.fieldErrors.keys.contains(field), "\(response.text)")
@@ -181,7 +176,7 @@ struct RouterTests {
     }
 
     @Test func tooManyScopesAndTooLongUserIDAreRejected() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let scopes = (0..<33).map { "\"s\($0)\"" }.joined(separator: ",")
             let response = try await api.send(
                 .post, "/api/tokens", json: #"{"userId":"\#(String(repeating: "u", count: 129))","scopes":[\#(scopes)],"expiresInMinutes":1}"#)
@@ -191,7 +186,7 @@ struct RouterTests {
     }
 
     @Test func bodiesThatAreNotJSONObjectsAre400() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             for body in ["{", "[]", "\"x\"", ""] {
                 let response = try await api.send(.post, "/api/tokens", json: body)
                 #expect(response.status == .badRequest, "\(body)")
@@ -201,7 +196,7 @@ struct RouterTests {
     }
 
     @Test func nonJSONContentTypeIs415() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             for contentType in ["text/plain", "application/x-www-form-urlencoded", "application/json-patch+json", "application/jsonx"] {
                 let response = try await api.send(
                     .post, "/api/tokens", json: #"{"userId":"u","expiresInMinutes":5}"#, headers: [.contentType: contentType])
@@ -218,7 +213,7 @@ struct RouterTests {
     }
 
     @Test func oversizedBodyIs413() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let padding = String(repeating: "x", count: 70 * 1024)
             let response = try await api.send(.post, "/api/tokens", json: #"{"userId":"u","expiresInMinutes":5,"name":"\#(padding)"}"#)
             #expect(response.status == .contentTooLarge)
@@ -227,7 +222,7 @@ struct RouterTests {
     }
 
     @Test func unknownAndMalformedIdsAre404() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             #expect(try await api.send(.get, "/api/tokens/\(UUID())").status == .notFound)
             let malformed = try await api.send(.get, "/api/tokens/not-a-uuid")
             #expect(malformed.status == .notFound)
@@ -236,7 +231,7 @@ struct RouterTests {
     }
 
     @Test func listValidatesItsQuery() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             #expect(try await api.send(.get, "/api/tokens").fieldErrors.keys.contains("userId"))
             let response = try await api.send(.get, "/api/tokens?userId=u&limit=0&status=old&cursor=zzz&sort=asc")
             #expect(response.status == .badRequest)
@@ -249,7 +244,7 @@ struct RouterTests {
     }
 
     @Test func listFiltersByStatusAndPages() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             var ids: [String] = []
             for _ in 0..<5 { ids.append(try #require(try await api.createToken(userID: "pager")["id"] as? String)) }
             _ = try await api.send(.delete, "/api/tokens/\(ids[0])")
@@ -272,7 +267,7 @@ struct RouterTests {
     }
 
     @Test func everyResponseCarriesSecurityHeadersAndARequestId() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             for response in [
                 try await api.send(.get, "/healthz", key: nil),
                 try await api.send(.get, "/api/tokens?userId=u", key: nil),
@@ -287,7 +282,7 @@ struct RouterTests {
     }
 
     @Test func unknownRouteIsAProblem404() async throws {
-        try await withAPI { api in
+        try await Fixtures.withAPI { api in
             let response = try await api.send(.get, "/api/nothing-here")
             #expect(response.status == .notFound)
             #expect(response.headers[.contentType] == "application/problem+json")

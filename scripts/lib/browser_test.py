@@ -128,17 +128,20 @@ def main():
             wait.until(EC.visibility_of_element_located((By.ID, "secret-value")))
             driver.find_element(By.ID, "dismiss-secret").click()
 
+        def submitted_rows(form, table, caption):
+            """The second and fourth cells of each row of `table` once `form` is submitted and its caption is `caption`."""
+            driver.execute_script(f"document.getElementById('{table}-rows').replaceChildren(); document.getElementById('{table}-caption').textContent = ''")
+            driver.find_element(By.CSS_SELECTOR, f"#{form}-form button[type=submit]").click()
+            # textContent, not the rendered text: the caption is hidden when the list is empty, and rendering folds spaces.
+            wait.until(lambda d: d.execute_script(f"return document.getElementById('{table}-caption').textContent") == caption)
+            rows = driver.find_elements(By.CSS_SELECTOR, f"#{table}-rows tr")
+            return sorted((r.find_elements(By.TAG_NAME, "td")[1].text, r.find_elements(By.TAG_NAME, "td")[3].text) for r in rows)
+
         def listed(user):
             """(name, status) of every token the page lists for `user`."""
             fill("list-user", user)
             Select(driver.find_element(By.ID, "list-status")).select_by_value("all")
-            driver.execute_script("document.getElementById('token-rows').replaceChildren(); document.getElementById('token-caption').textContent = ''")
-            driver.find_element(By.CSS_SELECTOR, "#list-form button[type=submit]").click()
-            # textContent, not the rendered text: the caption is hidden when the list is empty, and rendering folds spaces.
-            caption = f"Tokens of {user} (all)"
-            wait.until(lambda d: d.execute_script("return document.getElementById('token-caption').textContent") == caption)
-            rows = driver.find_elements(By.CSS_SELECTOR, "#token-rows tr")
-            return sorted((r.find_elements(By.TAG_NAME, "td")[1].text, r.find_elements(By.TAG_NAME, "td")[3].text) for r in rows)
+            return submitted_rows("list", "token", f"Tokens of {user} (all)")
 
         for index, user in enumerate(tricky):
             create(user, f"token {index}")
@@ -279,13 +282,9 @@ def main():
 
         # The audit filter shows exactly one user's events.
         def audited(user):
+            """(action, user) of every event the audit section shows for `user`."""
             fill("audit-user", user)
-            driver.execute_script("document.getElementById('audit-rows').replaceChildren(); document.getElementById('audit-caption').textContent = ''")
-            driver.find_element(By.CSS_SELECTOR, "#audit-form button[type=submit]").click()
-            caption = f"Latest audit events for {user}"
-            wait.until(lambda d: d.execute_script("return document.getElementById('audit-caption').textContent") == caption)
-            rows = driver.find_elements(By.CSS_SELECTOR, "#audit-rows tr")
-            return sorted((r.find_elements(By.TAG_NAME, "td")[1].text, r.find_elements(By.TAG_NAME, "td")[3].text) for r in rows)
+            return submitted_rows("audit", "audit", f"Latest audit events for {user}")
 
         assert audited("a b") == [("token.create", "a b"), ("token.revoke", "a b")], audited("a b")
         assert audited("a+b") == [("token.create", "a+b"), ("token.create", "a+b"), ("tokens.revoke", "a+b")], audited("a+b")

@@ -138,14 +138,9 @@ public actor MemoryTokenRepository: TokenRepository {
         records[id]?.digest = newDigest
     }
 
-    public func rotate(
-        id: UUID,
-        to digest: TokenDigest,
-        displayPrefix: String,
-        graceSeconds: Int,
-        by actor: String,
-        logger: Logger
-    ) throws -> RotationOutcome {
+    public func rotate(id: UUID, to digest: TokenDigest, displayPrefix: String, graceSeconds: Int, by actor: String, logger: Logger)
+        throws -> RotationOutcome
+    {
         guard var old = records[id] else { return .notFound }
         let now = Date()
         let status = old.status(at: now)

@@ -336,14 +336,9 @@ public struct PostgresTokenRepository: TokenRepository {
         }
     }
 
-    public func rotate(
-        id: UUID,
-        to digest: TokenDigest,
-        displayPrefix: String,
-        graceSeconds: Int,
-        by actor: String,
-        logger: Logger
-    ) async throws -> RotationOutcome {
+    public func rotate(id: UUID, to digest: TokenDigest, displayPrefix: String, graceSeconds: Int, by actor: String, logger: Logger)
+        async throws -> RotationOutcome
+    {
         try await changing(.token(id), logger: logger) { connection in
             let current = try await connection.query(
                 "SELECT revoked_at IS NOT NULL, expires_at <= now(), replaced_by IS NOT NULL FROM tokens WHERE id = \(id) FOR UPDATE",

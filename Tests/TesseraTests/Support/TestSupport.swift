@@ -1,4 +1,5 @@
 import Foundation
+import HummingbirdTesting
 import Logging
 import PostgresNIO
 import Testing
@@ -42,6 +43,12 @@ enum Fixtures {
             lastUsedFlushInterval: .milliseconds(200),
             publicDirectory: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../public").standardized.path
         )
+    }
+
+    /// Runs `body` against the router of an application over an in-memory repository, configured as ``configuration()``.
+    static func withAPI(_ body: @escaping @Sendable (APIClient) async throws -> Void) async throws {
+        let app = buildApplication(try configuration(), repository: MemoryTokenRepository(), logger: logger)
+        try await app.test(.router) { client in try await body(APIClient(client: client)) }
     }
 }
 
