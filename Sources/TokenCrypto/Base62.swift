@@ -6,19 +6,27 @@ enum Base62 {
     ///
     /// `width` must be large enough for the value (43 digits hold 256 bits, 6 hold 32).
     static func encode(_ bytes: [UInt8], width: Int) -> String {
-        var number = bytes
+        // The value as big-endian 32-bit limbs, divided by 62^5 per pass: five digits for each pass over the limbs.
+        var limbs = [UInt32](repeating: 0, count: (bytes.count + 3) / 4)
+        for (index, byte) in bytes.reversed().enumerated() {
+            limbs[limbs.count - 1 - index / 4] |= UInt32(byte) << (8 * (index % 4))
+        }
+        let fiveDigits: UInt64 = 62 * 62 * 62 * 62 * 62
         var digits = [UInt8](repeating: alphabet[0], count: width)
         var position = width
-        while number.contains(where: { $0 != 0 }) {
-            precondition(position > 0, "value does not fit in \(width) base62 digits")
-            var remainder = 0
-            for index in number.indices {
-                let accumulator = remainder << 8 | Int(number[index])
-                number[index] = UInt8(accumulator / 62)
-                remainder = accumulator % 62
+        while limbs.contains(where: { $0 != 0 }) {
+            var remainder: UInt64 = 0
+            for index in limbs.indices {
+                let accumulator = remainder << 32 | UInt64(limbs[index])
+                limbs[index] = UInt32(accumulator / fiveDigits)
+                remainder = accumulator % fiveDigits
             }
-            position -= 1
-            digits[position] = alphabet[remainder]
+            for _ in 0..<5 where position > 0 {
+                position -= 1
+                digits[position] = alphabet[Int(remainder % 62)]
+                remainder /= 62
+            }
+            precondition(remainder == 0, "value does not fit in \(width) base62 digits")
         }
         return String(decoding: digits, as: UTF8.self)
     }

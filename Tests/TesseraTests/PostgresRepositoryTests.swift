@@ -39,6 +39,22 @@ struct PostgresRepositoryTests {
         }
     }
 
+    @Test func theCreatedRecordIsWhatAReadReturnsWithEveryFieldSet() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            var new = newToken()
+            new.name = "deploy"
+            new.scopes = ["repo:read", "repo:*"]
+            new.policy = TokenPolicy(
+                audiences: ["gateway"], allowedNetworks: [IPNetwork(cidr: "10.0.0.0/8")!, IPNetwork(cidr: "2001:db8::/32")!],
+                meta: #"{"zeta":[1,"x",null],"a":{"b":true}}"#, enabled: false, maxUses: 9, refill: UsageRefill(amount: 3, every: .day),
+                rateLimit: TokenPolicy.rateLimit(quota: 100, window: 60))
+            let record = try await repository.create(new, logger: logger)
+            #expect(record.policy.maxUses == 9 && record.usesLeft == 9 && record.name == "deploy" && record.policy.enabled == false)
+            #expect(try await repository.token(id: record.id, logger: logger) == record)
+        }
+    }
+
     @Test func concurrentLookupsEachFindTheirOwnToken() async throws {
         try await TestDatabase.withDatabase { client, _ in
             let repository = PostgresTokenRepository(client: client)

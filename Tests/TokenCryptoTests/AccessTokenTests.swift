@@ -78,5 +78,10 @@ struct AccessTokenTests {
         #expect(Base62.decode("3jZ-ME".utf8) == nil)
         #expect(Base62.encode([UInt8](repeating: 0xff, count: 32), width: 43) == "yhjskwdA6OZ1AL1YmHWZWm8LLG7HjnuCA2j5rOw8Xp1")
         #expect(Base62.encode([UInt8](repeating: 0, count: 32), width: 43) == String(repeating: "0", count: 43))
+        #expect(Base62.encode([1] + [UInt8](repeating: 0, count: 31), width: 43) == "0EhWuMzfS7MPuxAu520Mu4XwCuyZfalRej3Z8gTlzA8")
+        #expect(Base62.encode([UInt8](repeating: 0, count: 31) + [1], width: 43) == String(repeating: "0", count: 42) + "1")
+        #expect(Base62.encode((0..<32).map { UInt8($0) }, width: 43) == "003aUlTJC7tjlCTQj2uNU3MFagCXG9LRKRcwGkBIDlf")
+        #expect(Base62.encode([0x80] + [UInt8](repeating: 0, count: 31), width: 43) == "ULrwNTJa3CHVaAVmO8lHlO4Afd3drtx651MXvhT4GuW")
+        #expect(Base62.encode([0x12, 0x34, 0x56, 0x78, 0x9a], width: 7) == "1NLOknK")  // a length that is not a whole number of limbs
     }
 }

@@ -71,6 +71,20 @@ public struct TokenRecord: Sendable, Equatable {
     public var cursor: TokenCursor { TokenCursor(createdAtMicroseconds: createdAtMicroseconds, id: id) }
 }
 
+extension TokenRecord {
+    /// `token` as just stored, under the id, creation time and expiry the store gave it, and with its data as the
+    /// store reads it back.
+    init(_ token: NewToken, id: UUID, createdAtMicroseconds: Int64, expiresAt: Date, meta: String?) {
+        var policy = token.policy
+        policy.meta = meta
+        self.init(
+            id: id, userID: token.userID, scopes: token.scopes, digest: token.digest, displayPrefix: token.displayPrefix, name: token.name,
+            createdAtMicroseconds: createdAtMicroseconds, expiresAt: expiresAt, revokedAt: nil, lastUsedAt: nil, createdBy: token.createdBy,
+            policy: policy, usesLeft: policy.maxUses
+        )
+    }
+}
+
 /// What an issuer may say about one token beyond its scopes and expiry; every part is optional.
 public struct TokenPolicy: Sendable, Equatable {
     /// Names of the API keys that may verify the token; `nil` lets any verifier.

@@ -18,19 +18,8 @@ public actor MemoryTokenRepository: TokenRepository {
         // Strictly increasing creation times keep the listing order total, as PostgreSQL's order by (created_at, id) is.
         lastCreatedAt = max(lastCreatedAt + 1, now.microsecondsSince1970)
         let record = TokenRecord(
-            id: UUID(),
-            userID: token.userID,
-            scopes: token.scopes,
-            digest: token.digest,
-            displayPrefix: token.displayPrefix,
-            name: token.name,
-            createdAtMicroseconds: lastCreatedAt,
-            expiresAt: now.addingTimeInterval(Double(token.lifetimeMinutes) * 60),
-            revokedAt: nil,
-            lastUsedAt: nil,
-            createdBy: token.createdBy,
-            policy: token.policy,
-            usesLeft: token.policy.maxUses
+            token, id: UUID(), createdAtMicroseconds: lastCreatedAt, expiresAt: now.addingTimeInterval(Double(token.lifetimeMinutes) * 60),
+            meta: token.policy.meta
         )
         if let refill = token.policy.refill { refilledAt[record.id] = Self.periodStart(refill.period, of: now) }
         records[record.id] = record

@@ -117,17 +117,19 @@ public struct PostgresTokenRepository: TokenRepository {
                                 \(token.policy.refill?.amount), \(token.policy.refill?.period.rawValue),
                                 date_trunc(\(token.policy.refill?.period.rawValue ?? "hour"), now(), 'UTC'),
                                 \(token.policy.rateLimit?.quota), \(token.policy.rateLimit?.window))
-                        RETURNING \(unescaped: Self.columns)
+                        RETURNING id, (extract(epoch FROM created_at) * 1000000)::int8 AS created_at_us, expires_at, meta, user_id
                     ), audited AS (
                         INSERT INTO audit_events (actor, action, token_id, user_id)
                         SELECT \(token.createdBy), 'token.create', id, user_id FROM created
                     )
-                    SELECT * FROM created
+                    SELECT id, created_at_us, expires_at, meta FROM created
                     """,
                     logger: logger
                 )
-                guard let record = try await Self.decodeRecords(rows).first else { throw StorageError.missingRow }
-                return record
+                // Only what PostgreSQL decides is read back: the rest of the record is what was inserted.
+                guard let row = try await rows.collect().first else { throw StorageError.missingRow }
+                var cells = Cells(row)
+                return TokenRecord(token, id: try cells.next(), createdAtMicroseconds: try cells.next(), expiresAt: try cells.next(), meta: try cells.next())
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
                 throw StorageError.duplicateDigest
             }
