@@ -82,6 +82,42 @@ struct PostgresRepositoryTests {
         }
     }
 
+    @Test func concurrentCreationsShareStatementsAndEachGetsItsOwnRecord() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            let taken = try await repository.create(newToken(userID: "first"), logger: logger)
+            // 120 creations at once, one of which reuses a stored digest: only that one fails, as it would alone.
+            let outcomes = try await withThrowingTaskGroup(of: (NewToken, Result<TokenRecord, any Error>).self) { group in
+                for index in 0..<120 {
+                    let new = index == 60 ? newToken(userID: "burst-60", digest: taken.digest) : newToken(userID: "burst-\(index)")
+                    group.addTask {
+                        do { return (new, .success(try await repository.create(new, logger: logger))) } catch { return (new, .failure(error)) }
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            var created: [TokenRecord] = []
+            for (new, outcome) in outcomes {
+                switch outcome {
+                case .success(let record):
+                    #expect(record.userID == new.userID && record.digest == new.digest)
+                    #expect(try await repository.token(id: record.id, logger: logger) == record)
+                    created.append(record)
+                case .failure(let error):
+                    #expect(new.userID == "burst-60")
+                    #expect(error as? StorageError == .duplicateDigest)
+                }
+            }
+            #expect(created.count == 119)
+            // Tokens created by one statement share its transaction's time: fewer times than tokens shows batches.
+            #expect(Set(created.map(\.createdAtMicroseconds)).count < created.count)
+            let audited = try await client.query("SELECT count(*)::int8 FROM audit_events WHERE action = 'token.create' AND user_id LIKE 'burst-%'")
+            var counts: [Int64] = []
+            for try await count in audited.decode(Int64.self) { counts.append(count) }
+            #expect(counts == [119])
+        }
+    }
+
     @Test func aDigestCanBeStoredOnlyOnce() async throws {
         try await TestDatabase.withDatabase { client, _ in
             let repository = PostgresTokenRepository(client: client)

@@ -1,8 +1,8 @@
 import Logging
 import NIOConcurrencyHelpers
 
-/// Coalesces concurrent lookups into shared batches: at most `concurrency` batches run at once, and lookups that
-/// arrive meanwhile wait and go together in the next one.
+/// Coalesces concurrent lookups (or creations: any work keyed per caller) into shared batches: at most
+/// `concurrency` batches run at once, and lookups that arrive meanwhile wait and go together in the next one.
 ///
 /// Under light load every lookup runs at once, alone; under heavy load one round trip answers many callers. The
 /// first caller waiting when a batch ends is handed the next batch and runs it for the others. Each caller is

@@ -13,6 +13,8 @@ public struct PostgresTokenRepository: TokenRepository {
 
     /// Verification lookups, coalesced into one statement per round trip under load.
     private let lookups: LookupBatcher<[UInt8], TokenRecord>
+    /// Creations, coalesced into one statement, and one commit, per round trip under load.
+    private let creations: LookupBatcher<PendingCreation, Result<TokenRecord, any Error>>
     /// Streaming replicas that verification lookups read when they can be trusted to, if any.
     private let replicas: ReadReplicas?
 
@@ -25,6 +27,7 @@ public struct PostgresTokenRepository: TokenRepository {
         self.client = client
         self.timeout = timeout
         self.lookups = Self.lookupBatcher(client: client, timeout: timeout)
+        self.creations = Self.creationBatcher(client: client, timeout: timeout)
         self.replicas = replicas
     }
 
@@ -100,39 +103,94 @@ public struct PostgresTokenRepository: TokenRepository {
         audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every, rate_limit_quota, rate_limit_window
         """
 
-    /// One statement, so one round trip: the token and its `token.create` audit row are inserted together or not at all.
+    /// One statement, so one round trip: the token and its `token.create` audit row are inserted together or not at
+    /// all. Creations that arrive while another is in flight share the next statement, and so its commit.
     public func create(_ token: NewToken, logger: Logger) async throws -> TokenRecord {
-        try await bounded {
+        let pending = PendingCreation(token: token)
+        let outcome = try await counted { try await StorageError.translating { try await creations.value(forAnyOf: [pending], logger: logger) } }
+        guard let outcome else { throw StorageError.missingRow }
+        return try outcome.get()
+    }
+
+    /// The batched creation on `client`'s server: every token of a batch in one statement; if that statement fails,
+    /// each token alone, so that one caller's failure is no other caller's.
+    static func creationBatcher(client: PostgresClient, timeout: Duration) -> LookupBatcher<PendingCreation, Result<TokenRecord, any Error>> {
+        LookupBatcher(concurrency: 2, maximumKeys: 64, timeout: timeout, timeoutMessage: timeoutMessage(timeout)) { batch, logger in
             do {
-                let rows = try await client.query(
-                    """
-                    WITH created AS (
-                        INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by,
-                                            audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every,
-                                            refilled_at, rate_limit_quota, rate_limit_window)
-                        VALUES (\(token.userID), \(token.scopes), \(ByteBuffer(bytes: token.digest.bytes)), \(token.digest.keyID),
-                                \(token.displayPrefix), \(token.name), now() + make_interval(mins => \(token.lifetimeMinutes)::int4),
-                                \(token.createdBy), \(token.policy.audiences)::text[], \(token.policy.allowedNetworks?.map(\.text))::text[],
-                                \(token.policy.meta), \(token.policy.enabled), \(token.policy.maxUses), \(token.policy.maxUses),
-                                \(token.policy.refill?.amount), \(token.policy.refill?.period.rawValue),
-                                date_trunc(\(token.policy.refill?.period.rawValue ?? "hour"), now(), 'UTC'),
-                                \(token.policy.rateLimit?.quota), \(token.policy.rateLimit?.window))
-                        RETURNING id, (extract(epoch FROM created_at) * 1000000)::int8 AS created_at_us, expires_at, meta, user_id
-                    ), audited AS (
-                        INSERT INTO audit_events (actor, action, token_id, user_id)
-                        SELECT \(token.createdBy), 'token.create', id, user_id FROM created
-                    )
-                    SELECT id, created_at_us, expires_at, meta FROM created
-                    """,
-                    logger: logger
-                )
-                // Only what PostgreSQL decides is read back: the rest of the record is what was inserted.
-                guard let row = try await rows.collect().first else { throw StorageError.missingRow }
-                var cells = Cells(row)
-                return TokenRecord(token, id: try cells.next(), createdAtMicroseconds: try cells.next(), expiresAt: try cells.next(), meta: try cells.next())
-            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-                throw StorageError.duplicateDigest
+                return try await insert(batch, client: client, logger: logger).mapValues { .success($0) }
+            } catch let error as PSQLError where error.serverInfo != nil && batch.count > 1 {
+                var outcomes: [PendingCreation: Result<TokenRecord, any Error>] = [:]
+                for pending in batch {
+                    do {
+                        guard let record = try await insert([pending], client: client, logger: logger)[pending] else { throw StorageError.missingRow }
+                        outcomes[pending] = .success(record)
+                    } catch {
+                        outcomes[pending] = .failure(error)
+                    }
+                }
+                return outcomes
             }
+        }
+    }
+
+    /// Inserts `batch` and its `token.create` audit rows in one statement; reads back only what PostgreSQL decides.
+    private static func insert(_ batch: [PendingCreation], client: PostgresClient, logger: Logger) async throws -> [PendingCreation: TokenRecord] {
+        do {
+            var sql = PostgresQuery.StringInterpolation(literalCapacity: 600 + 120 * batch.count, interpolationCount: 19 * batch.count)
+            sql.appendLiteral("""
+                WITH created AS (
+                    INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by,
+                                        audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every,
+                                        refilled_at, rate_limit_quota, rate_limit_window)
+                    VALUES
+                """)
+            for (index, pending) in batch.enumerated() {
+                let token = pending.token
+                sql.appendLiteral(index == 0 ? " (" : ", (")
+                sql.appendInterpolation(token.userID); sql.appendLiteral(", ")
+                sql.appendInterpolation(token.scopes); sql.appendLiteral(", ")
+                sql.appendInterpolation(ByteBuffer(bytes: token.digest.bytes)); sql.appendLiteral(", ")
+                sql.appendInterpolation(token.digest.keyID); sql.appendLiteral(", ")
+                sql.appendInterpolation(token.displayPrefix); sql.appendLiteral(", ")
+                sql.appendInterpolation(token.name); sql.appendLiteral(", now() + make_interval(mins => ")
+                sql.appendInterpolation(token.lifetimeMinutes); sql.appendLiteral("::int4), ")
+                sql.appendInterpolation(token.createdBy); sql.appendLiteral(", ")
+                sql.appendInterpolation(token.policy.audiences); sql.appendLiteral("::text[], ")
+                sql.appendInterpolation(token.policy.allowedNetworks?.map(\.text)); sql.appendLiteral("::text[], ")
+                sql.appendInterpolation(token.policy.meta); sql.appendLiteral(", ")
+                sql.appendInterpolation(token.policy.enabled); sql.appendLiteral(", ")
+                sql.appendInterpolation(token.policy.maxUses); sql.appendLiteral(", ")
+                sql.appendInterpolation(token.policy.maxUses); sql.appendLiteral(", ")
+                sql.appendInterpolation(token.policy.refill?.amount); sql.appendLiteral(", ")
+                sql.appendInterpolation(token.policy.refill?.period.rawValue); sql.appendLiteral(", date_trunc(")
+                sql.appendInterpolation(token.policy.refill?.period.rawValue ?? "hour"); sql.appendLiteral(", now(), 'UTC'), ")
+                sql.appendInterpolation(token.policy.rateLimit?.quota); sql.appendLiteral(", ")
+                sql.appendInterpolation(token.policy.rateLimit?.window); sql.appendLiteral(")")
+            }
+            sql.appendLiteral("""
+
+                    RETURNING id, (extract(epoch FROM created_at) * 1000000)::int8 AS created_at_us, expires_at, meta, user_id, created_by, secret_hash
+                ), audited AS (
+                    INSERT INTO audit_events (actor, action, token_id, user_id)
+                    SELECT created_by, 'token.create', id, user_id FROM created
+                )
+                SELECT secret_hash, id, created_at_us, expires_at, meta FROM created
+                """)
+            let rows = try await client.query(PostgresQuery(stringInterpolation: sql), logger: logger)
+            // Digests are unique in the table, so each row names the one creation it answers.
+            var byDigest: [[UInt8]: PendingCreation] = [:]
+            for pending in batch { byDigest[pending.token.digest.bytes] = pending }
+            var created: [PendingCreation: TokenRecord] = [:]
+            for try await row in rows {
+                var cells = Cells(row)
+                let hash: ByteBuffer = try cells.next()
+                guard let pending = byDigest[Array(buffer: hash)] else { throw StorageError.missingRow }
+                created[pending] = TokenRecord(
+                    pending.token, id: try cells.next(), createdAtMicroseconds: try cells.next(), expiresAt: try cells.next(), meta: try cells.next())
+            }
+            return created
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" && batch.count == 1 {
+            throw StorageError.duplicateDigest
         }
     }
 
@@ -535,6 +593,17 @@ public struct PostgresTokenRepository: TokenRepository {
             usesLeft: usesLeft
         )
     }
+}
+
+/// A token waiting to be created, one per caller: two callers are never the same creation.
+struct PendingCreation: Hashable, Sendable {
+    let token: NewToken
+    private let identity = UUID()
+
+    init(token: NewToken) { self.token = token }
+
+    static func == (lhs: Self, rhs: Self) -> Bool { lhs.identity == rhs.identity }
+    func hash(into hasher: inout Hasher) { hasher.combine(identity) }
 }
 
 /// A row's cells in column order, each decoded as the type the caller names.
