@@ -82,16 +82,18 @@ struct PostgresRepositoryTests {
         }
     }
 
-    @Test func concurrentCreationsShareStatementsAndEachGetsItsOwnRecord() async throws {
+    @Test func concurrentCreationsShareStatementsAndEachGetsItsOwnRecordAndAuditRow() async throws {
         try await TestDatabase.withDatabase { client, _ in
             let repository = PostgresTokenRepository(client: client)
             let taken = try await repository.create(newToken(userID: "first"), logger: logger)
-            // 120 creations at once, one of which reuses a stored digest: only that one fails, as it would alone.
+            // 120 creations at once, each by its own key, one of which reuses a stored digest: only that one fails.
             let outcomes = try await withThrowingTaskGroup(of: (NewToken, Result<TokenRecord, any Error>).self) { group in
                 for index in 0..<120 {
-                    let new = index == 60 ? newToken(userID: "burst-60", digest: taken.digest) : newToken(userID: "burst-\(index)")
+                    var new = index == 60 ? newToken(userID: "burst-60", digest: taken.digest) : newToken(userID: "burst-\(index)")
+                    new.createdBy = "key-\(index)"
+                    let creation = new
                     group.addTask {
-                        do { return (new, .success(try await repository.create(new, logger: logger))) } catch { return (new, .failure(error)) }
+                        do { return (creation, .success(try await repository.create(creation, logger: logger))) } catch { return (creation, .failure(error)) }
                     }
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
@@ -100,7 +102,7 @@ struct PostgresRepositoryTests {
             for (new, outcome) in outcomes {
                 switch outcome {
                 case .success(let record):
-                    #expect(record.userID == new.userID && record.digest == new.digest)
+                    #expect(record.userID == new.userID && record.digest == new.digest && record.createdBy == new.createdBy)
                     #expect(try await repository.token(id: record.id, logger: logger) == record)
                     created.append(record)
                 case .failure(let error):
@@ -111,10 +113,47 @@ struct PostgresRepositoryTests {
             #expect(created.count == 119)
             // Tokens created by one statement share its transaction's time: fewer times than tokens shows batches.
             #expect(Set(created.map(\.createdAtMicroseconds)).count < created.count)
-            let audited = try await client.query("SELECT count(*)::int8 FROM audit_events WHERE action = 'token.create' AND user_id LIKE 'burst-%'")
-            var counts: [Int64] = []
-            for try await count in audited.decode(Int64.self) { counts.append(count) }
-            #expect(counts == [119])
+            // Each token's audit row names the key, token and user of that token.
+            let rows = try await client.query(
+                "SELECT actor, token_id, user_id FROM audit_events WHERE action = 'token.create' AND user_id LIKE 'burst-%'")
+            var audited: [String] = []
+            for try await (actor, tokenID, userID) in rows.decode((String, UUID, String).self) { audited.append("\(actor) \(tokenID) \(userID)") }
+            #expect(audited.sorted() == created.map { "\($0.createdBy) \($0.id) \($0.userID)" }.sorted())
+        }
+    }
+
+    @Test func aSharedCreationStatementLeavesOutOnlyTheTakenDigests() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            let taken = try await repository.create(newToken(userID: "first"), logger: logger)
+            let fresh = newToken(userID: "fresh")
+            let batch = [
+                PendingCreation(token: newToken(userID: "reuses-a-stored-digest", digest: taken.digest)), PendingCreation(token: fresh),
+                PendingCreation(token: newToken(userID: "reuses-a-digest-of-this-batch", digest: fresh.digest)),
+            ]
+            let outcomes = try await PostgresTokenRepository.insert(batch, client: client, logger: logger)
+            #expect(outcomes.count == 3)
+            #expect((try? outcomes[batch[1]]?.get())?.userID == "fresh")
+            for refused in [batch[0], batch[2]] {
+                #expect(throws: StorageError.duplicateDigest) { try outcomes[refused]?.get() }
+            }
+            #expect(try await repository.token(matchingAnyOf: [taken.digest], logger: logger) == taken)
+        }
+    }
+
+    @Test func aValueTheDatabaseRefusesFailsOnlyItsOwnCreationInASharedStatement() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            var oversized = newToken(userID: "oversized")
+            oversized.policy.meta = "\"" + String(repeating: "x", count: 5_000) + "\""  // past the column's 4 KiB check
+            let batch = [PendingCreation(token: newToken(userID: "before")), PendingCreation(token: oversized), PendingCreation(token: newToken(userID: "after"))]
+            let outcomes = try await PostgresTokenRepository.create(batch, client: client, logger: logger)
+            let repository = PostgresTokenRepository(client: client)
+            for pending in [batch[0], batch[2]] {
+                let record = try #require(try outcomes[pending]?.get())
+                #expect(try await repository.token(id: record.id, logger: logger) == record)
+            }
+            #expect((try? outcomes[batch[1]]?.get()) == nil && outcomes[batch[1]] != nil)
+            #expect(try await repository.tokens(userID: "oversized", status: .all, limit: 10, after: nil, logger: logger).tokens.isEmpty)
         }
     }
 

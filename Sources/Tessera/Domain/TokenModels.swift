@@ -72,15 +72,12 @@ public struct TokenRecord: Sendable, Equatable {
 }
 
 extension TokenRecord {
-    /// `token` as just stored, under the id, creation time and expiry the store gave it, and with its data as the
-    /// store reads it back.
-    init(_ token: NewToken, id: UUID, createdAtMicroseconds: Int64, expiresAt: Date, meta: String?) {
-        var policy = token.policy
-        policy.meta = meta
+    /// `token` as just stored, under the id, creation time and expiry the store gave it.
+    init(_ token: NewToken, id: UUID, createdAtMicroseconds: Int64, expiresAt: Date) {
         self.init(
             id: id, userID: token.userID, scopes: token.scopes, digest: token.digest, displayPrefix: token.displayPrefix, name: token.name,
             createdAtMicroseconds: createdAtMicroseconds, expiresAt: expiresAt, revokedAt: nil, lastUsedAt: nil, createdBy: token.createdBy,
-            policy: policy, usesLeft: policy.maxUses
+            policy: token.policy, usesLeft: token.policy.maxUses
         )
     }
 }

@@ -18,9 +18,7 @@ public actor MemoryTokenRepository: TokenRepository {
         // Strictly increasing creation times keep the listing order total, as PostgreSQL's order by (created_at, id) is.
         lastCreatedAt = max(lastCreatedAt + 1, now.microsecondsSince1970)
         let record = TokenRecord(
-            token, id: UUID(), createdAtMicroseconds: lastCreatedAt, expiresAt: now.addingTimeInterval(Double(token.lifetimeMinutes) * 60),
-            meta: token.policy.meta
-        )
+            token, id: UUID(), createdAtMicroseconds: lastCreatedAt, expiresAt: now.addingTimeInterval(Double(token.lifetimeMinutes) * 60))
         if let refill = token.policy.refill { refilledAt[record.id] = Self.periodStart(refill.period, of: now) }
         records[record.id] = record
         recordAudit(action: "token.create", actor: token.createdBy, token: record)

@@ -104,94 +104,119 @@ public struct PostgresTokenRepository: TokenRepository {
         """
 
     /// One statement, so one round trip: the token and its `token.create` audit row are inserted together or not at
-    /// all. Creations that arrive while another is in flight share the next statement, and so its commit.
+    /// all. Creations that arrive while others are in flight share the next statement, and so its commit.
     public func create(_ token: NewToken, logger: Logger) async throws -> TokenRecord {
         let pending = PendingCreation(token: token)
-        let outcome = try await counted { try await StorageError.translating { try await creations.value(forAnyOf: [pending], logger: logger) } }
-        guard let outcome else { throw StorageError.missingRow }
-        return try outcome.get()
+        return try await counted {
+            try await StorageError.translating {
+                guard let outcome = try await creations.value(forAnyOf: [pending], logger: logger) else { throw StorageError.missingRow }
+                return try outcome.get()
+            }
+        }
     }
 
-    /// The batched creation on `client`'s server: every token of a batch in one statement; if that statement fails,
-    /// each token alone, so that one caller's failure is no other caller's.
+    /// The batched creation on `client`'s server.
     static func creationBatcher(client: PostgresClient, timeout: Duration) -> LookupBatcher<PendingCreation, Result<TokenRecord, any Error>> {
         LookupBatcher(concurrency: 2, maximumKeys: 64, timeout: timeout, timeoutMessage: timeoutMessage(timeout)) { batch, logger in
-            do {
-                return try await insert(batch, client: client, logger: logger).mapValues { .success($0) }
-            } catch let error as PSQLError where error.serverInfo != nil && batch.count > 1 {
-                var outcomes: [PendingCreation: Result<TokenRecord, any Error>] = [:]
-                for pending in batch {
-                    do {
-                        guard let record = try await insert([pending], client: client, logger: logger)[pending] else { throw StorageError.missingRow }
-                        outcomes[pending] = .success(record)
-                    } catch {
-                        outcomes[pending] = .failure(error)
-                    }
-                }
-                return outcomes
-            }
+            try await create(batch, client: client, logger: logger)
         }
     }
 
-    /// Inserts `batch` and its `token.create` audit rows in one statement; reads back only what PostgreSQL decides.
-    private static func insert(_ batch: [PendingCreation], client: PostgresClient, logger: Logger) async throws -> [PendingCreation: TokenRecord] {
+    /// Creates every token of `batch` in one statement. A token whose digest is taken is left out by the statement
+    /// itself; if the statement fails on a value of one token (a data or constraint error), each token is inserted
+    /// alone, so that one caller's bad value is no other caller's. Any other failure (the database down, a timeout)
+    /// is every caller's.
+    static func create(_ batch: [PendingCreation], client: PostgresClient, logger: Logger) async throws
+        -> [PendingCreation: Result<TokenRecord, any Error>]
+    {
         do {
-            var sql = PostgresQuery.StringInterpolation(literalCapacity: 600 + 120 * batch.count, interpolationCount: 19 * batch.count)
-            sql.appendLiteral("""
-                WITH created AS (
-                    INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by,
-                                        audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every,
-                                        refilled_at, rate_limit_quota, rate_limit_window)
-                    VALUES
-                """)
-            for (index, pending) in batch.enumerated() {
-                let token = pending.token
-                sql.appendLiteral(index == 0 ? " (" : ", (")
-                sql.appendInterpolation(token.userID); sql.appendLiteral(", ")
-                sql.appendInterpolation(token.scopes); sql.appendLiteral(", ")
-                sql.appendInterpolation(ByteBuffer(bytes: token.digest.bytes)); sql.appendLiteral(", ")
-                sql.appendInterpolation(token.digest.keyID); sql.appendLiteral(", ")
-                sql.appendInterpolation(token.displayPrefix); sql.appendLiteral(", ")
-                sql.appendInterpolation(token.name); sql.appendLiteral(", now() + make_interval(mins => ")
-                sql.appendInterpolation(token.lifetimeMinutes); sql.appendLiteral("::int4), ")
-                sql.appendInterpolation(token.createdBy); sql.appendLiteral(", ")
-                sql.appendInterpolation(token.policy.audiences); sql.appendLiteral("::text[], ")
-                sql.appendInterpolation(token.policy.allowedNetworks?.map(\.text)); sql.appendLiteral("::text[], ")
-                sql.appendInterpolation(token.policy.meta); sql.appendLiteral(", ")
-                sql.appendInterpolation(token.policy.enabled); sql.appendLiteral(", ")
-                sql.appendInterpolation(token.policy.maxUses); sql.appendLiteral(", ")
-                sql.appendInterpolation(token.policy.maxUses); sql.appendLiteral(", ")
-                sql.appendInterpolation(token.policy.refill?.amount); sql.appendLiteral(", ")
-                sql.appendInterpolation(token.policy.refill?.period.rawValue); sql.appendLiteral(", date_trunc(")
-                sql.appendInterpolation(token.policy.refill?.period.rawValue ?? "hour"); sql.appendLiteral(", now(), 'UTC'), ")
-                sql.appendInterpolation(token.policy.rateLimit?.quota); sql.appendLiteral(", ")
-                sql.appendInterpolation(token.policy.rateLimit?.window); sql.appendLiteral(")")
+            return try await insert(batch, client: client, logger: logger)
+        } catch let error as PSQLError where batch.count > 1 && isAboutOneValue(error) {
+            var outcomes: [PendingCreation: Result<TokenRecord, any Error>] = [:]
+            for pending in batch {
+                // Answered callers are not left with a token created after their answer.
+                try Task.checkCancellation()
+                do {
+                    outcomes[pending] = try await insert([pending], client: client, logger: logger)[pending]
+                } catch let error as PSQLError where isAboutOneValue(error) {
+                    outcomes[pending] = .failure(error)
+                }
             }
-            sql.appendLiteral("""
-
-                    RETURNING id, (extract(epoch FROM created_at) * 1000000)::int8 AS created_at_us, expires_at, meta, user_id, created_by, secret_hash
-                ), audited AS (
-                    INSERT INTO audit_events (actor, action, token_id, user_id)
-                    SELECT created_by, 'token.create', id, user_id FROM created
-                )
-                SELECT secret_hash, id, created_at_us, expires_at, meta FROM created
-                """)
-            let rows = try await client.query(PostgresQuery(stringInterpolation: sql), logger: logger)
-            // Digests are unique in the table, so each row names the one creation it answers.
-            var byDigest: [[UInt8]: PendingCreation] = [:]
-            for pending in batch { byDigest[pending.token.digest.bytes] = pending }
-            var created: [PendingCreation: TokenRecord] = [:]
-            for try await row in rows {
-                var cells = Cells(row)
-                let hash: ByteBuffer = try cells.next()
-                guard let pending = byDigest[Array(buffer: hash)] else { throw StorageError.missingRow }
-                created[pending] = TokenRecord(
-                    pending.token, id: try cells.next(), createdAtMicroseconds: try cells.next(), expiresAt: try cells.next(), meta: try cells.next())
-            }
-            return created
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" && batch.count == 1 {
-            throw StorageError.duplicateDigest
+            return outcomes
         }
+    }
+
+    /// Whether PostgreSQL refused a statement for a value in it (SQLSTATE classes 22 and 23) rather than for itself.
+    private static func isAboutOneValue(_ error: PSQLError) -> Bool {
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("23")
+    }
+
+    /// Inserts `batch` and its `token.create` audit rows in one statement, reading back only what PostgreSQL decides;
+    /// a token whose digest is already stored is not inserted, and answered ``StorageError/duplicateDigest``.
+    static func insert(_ batch: [PendingCreation], client: PostgresClient, logger: Logger) async throws
+        -> [PendingCreation: Result<TokenRecord, any Error>]
+    {
+        // Each digest once: of two creations with one digest, the later is a duplicate before it is sent.
+        var outcomes: [PendingCreation: Result<TokenRecord, any Error>] = [:]
+        var byDigest: [[UInt8]: PendingCreation] = [:]
+        for pending in batch {
+            outcomes[pending] = .failure(StorageError.duplicateDigest)
+            if byDigest[pending.token.digest.bytes] == nil { byDigest[pending.token.digest.bytes] = pending }
+        }
+        let batch = batch.filter { byDigest[$0.token.digest.bytes] == $0 }
+        var sql = PostgresQuery.StringInterpolation(literalCapacity: 600 + 120 * batch.count, interpolationCount: 19 * batch.count)
+        sql.appendLiteral("""
+            WITH created AS (
+                INSERT INTO tokens (user_id, scopes, secret_hash, hash_key_id, display_prefix, name, expires_at, created_by,
+                                    audiences, allowed_cidrs, meta, enabled, max_uses, uses_left, refill_amount, refill_every,
+                                    refilled_at, rate_limit_quota, rate_limit_window)
+                VALUES
+            """)
+        for (index, pending) in batch.enumerated() {
+            let token = pending.token
+            sql.appendLiteral(index == 0 ? " (" : ", (")
+            sql.appendInterpolation(token.userID); sql.appendLiteral(", ")
+            sql.appendInterpolation(token.scopes); sql.appendLiteral(", ")
+            sql.appendInterpolation(ByteBuffer(bytes: token.digest.bytes)); sql.appendLiteral(", ")
+            sql.appendInterpolation(token.digest.keyID); sql.appendLiteral(", ")
+            sql.appendInterpolation(token.displayPrefix); sql.appendLiteral(", ")
+            sql.appendInterpolation(token.name); sql.appendLiteral(", now() + make_interval(mins => ")
+            sql.appendInterpolation(token.lifetimeMinutes); sql.appendLiteral("::int4), ")
+            sql.appendInterpolation(token.createdBy); sql.appendLiteral(", ")
+            sql.appendInterpolation(token.policy.audiences); sql.appendLiteral("::text[], ")
+            sql.appendInterpolation(token.policy.allowedNetworks?.map(\.text)); sql.appendLiteral("::text[], ")
+            sql.appendInterpolation(token.policy.meta); sql.appendLiteral(", ")
+            sql.appendInterpolation(token.policy.enabled); sql.appendLiteral(", ")
+            sql.appendInterpolation(token.policy.maxUses); sql.appendLiteral(", ")
+            sql.appendInterpolation(token.policy.maxUses); sql.appendLiteral(", ")
+            sql.appendInterpolation(token.policy.refill?.amount); sql.appendLiteral(", ")
+            sql.appendInterpolation(token.policy.refill?.period.rawValue); sql.appendLiteral(", date_trunc(")
+            sql.appendInterpolation(token.policy.refill?.period.rawValue ?? "hour"); sql.appendLiteral(", now(), 'UTC'), ")
+            sql.appendInterpolation(token.policy.rateLimit?.quota); sql.appendLiteral(", ")
+            sql.appendInterpolation(token.policy.rateLimit?.window); sql.appendLiteral(")")
+        }
+        sql.appendLiteral("""
+
+                ON CONFLICT (secret_hash) DO NOTHING
+                RETURNING id, (extract(epoch FROM created_at) * 1000000)::int8 AS created_at_us, expires_at, user_id, created_by, secret_hash
+            ), audited AS (
+                INSERT INTO audit_events (actor, action, token_id, user_id)
+                SELECT created_by, 'token.create', id, user_id FROM created
+            )
+            SELECT secret_hash, id, created_at_us, expires_at FROM created
+            """)
+        let rows = try await client.query(PostgresQuery(stringInterpolation: sql), logger: logger)
+        // Digests are unique in the table, so each row names the one creation it answers; a creation without a row
+        // found its digest taken.
+        for try await row in rows {
+            var cells = Cells(row)
+            let hash: ByteBuffer = try cells.next()
+            guard let pending = byDigest[Array(buffer: hash)] else { throw StorageError.missingRow }
+            outcomes[pending] = .success(
+                TokenRecord(pending.token, id: try cells.next(), createdAtMicroseconds: try cells.next(), expiresAt: try cells.next()))
+        }
+        return outcomes
     }
 
     public func token(id: UUID, logger: Logger) async throws -> TokenRecord? {
