@@ -3,11 +3,13 @@
 /// It maps directly onto the IETF `RateLimit-Policy` field: `"<name>";q=<quota>;w=<window>`.
 public struct RateLimitPolicy: Sendable, Equatable {
     /// The policy's name in `RateLimit-Policy` and `RateLimit`.
-    public var name: String
+    public let name: String
     /// Requests allowed per window (and the largest burst).
-    public var quota: Int
+    public let quota: Int
     /// The window in seconds.
-    public var window: Int
+    public let window: Int
+    /// The `RateLimit-Policy` field value, written once: every limited answer carries it.
+    let headerValue: String
 
     /// Creates a policy; `quota` and `window` must be positive.
     public init(name: String, quota: Int, window: Int) {
@@ -15,6 +17,7 @@ public struct RateLimitPolicy: Sendable, Equatable {
         self.name = name
         self.quota = quota
         self.window = window
+        self.headerValue = "\"\(name)\";q=\(quota);w=\(window)"
     }
 
     /// Parses `<quota>/<window>s` (such as `600/60s`), or returns `nil`.
@@ -28,9 +31,6 @@ public struct RateLimitPolicy: Sendable, Equatable {
 
     /// `<quota>/<window>s`, as parsed.
     public var text: String { "\(quota)/\(window)s" }
-
-    /// The `RateLimit-Policy` field value.
-    var headerValue: String { "\"\(name)\";q=\(quota);w=\(window)" }
 }
 
 /// The limiter's answer for one request.

@@ -20,9 +20,10 @@ public struct TesseraRequestContext: AuthRequestContext, RequestContext {
     public var responseEncoder: JSONEncoder { .api }
 
     public init(source: ApplicationRequestContextSource) {
+        let remoteAddress = source.channel.remoteAddress
         self.coreContext = .init(source: source)
-        self.remoteAddress = source.channel.remoteAddress
-        self.clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        self.remoteAddress = remoteAddress
+        self.clientAddress = remoteAddress?.ipAddress ?? "unknown"
     }
 }
 
