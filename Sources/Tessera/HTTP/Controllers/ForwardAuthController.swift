@@ -110,8 +110,8 @@ struct ForwardAuthController {
     static func originalRequest(in headers: HTTPFields) -> ForwardedRequest? {
         let forwarded = (headers[.forwardedMethod], headers[.forwardedURI])
         let original = (headers[.originalMethod], headers[.originalURI])
-        let kinds = [forwarded.0, forwarded.1].contains { $0 != nil } && [original.0, original.1].contains { $0 != nil }
-        guard !kinds else { return nil }
+        let namesBothKinds = [forwarded.0, forwarded.1].contains { $0 != nil } && [original.0, original.1].contains { $0 != nil }
+        guard !namesBothKinds else { return nil }
         if let method = forwarded.0, let uri = forwarded.1 { return ForwardedRequest(method: method, path: uri) }
         if let method = original.0, let uri = original.1 { return ForwardedRequest(method: method, path: uri) }
         return nil

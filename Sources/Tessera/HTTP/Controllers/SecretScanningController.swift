@@ -58,7 +58,7 @@ struct SecretScanningController {
                 errors.append(FieldError(field: "[\(index)]", message: "must be an object with token and type strings"))
                 return nil
             }
-            guard case .string(let url)? = object["url"] else { return Report(token: token, type: type, url: nil) }
+            let url: String? = if case .string(let url)? = object["url"] { url } else { nil }
             return Report(token: token, type: type, url: url)
         }
         guard errors.isEmpty else { throw APIError.validation(errors) }
