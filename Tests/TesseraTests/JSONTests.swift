@@ -17,7 +17,7 @@ struct JSONTests {
         #expect(object["b"] == .string("x\"\\/\u{08}\u{0C}\n\r\té😀"))
         #expect(object["c"] == .object([:]))
         #expect(try JSONParser.parse(Array("\"héllo\"".utf8)) == .string("héllo"))
-        #expect(try JSONParser.parse(Array("12345678901234567890".utf8)) == .number(12345678901234567890))
+        #expect(try JSONParser.parse(Array("12345678901234567890".utf8)) == .number(1.2345678901234567e19))  // past Int.max: a number
         #expect(try JSONParser.parse(Array("346.0".utf8)) == .integer(346))  // an integer, as JSON Schema counts
         #expect(try JSONParser.parse(Array("3.46e2".utf8)) == .integer(346))
         #expect(try JSONParser.parse(Array("346.5".utf8)) == .number(346.5))

@@ -498,11 +498,9 @@ public struct PostgresTokenRepository: TokenRepository {
             )
             var count = 0
             for try await deleted in rows.decode(Int.self) { count = deleted }
-            let details = String(decoding: try JSONSerialization.data(withJSONObject: ["deleted": "\(count)", "olderThanSeconds": "\(age)"], options: [.sortedKeys]), as: UTF8.self)
-            try await connection.query(
-                "INSERT INTO audit_events (actor, action, details) VALUES (\(actor), 'tokens.purge', \(details)::jsonb)",
-                logger: logger
-            )
+            try await Self.recordAudit(
+                action: "tokens.purge", actor: actor, tokenID: nil, userID: nil,
+                details: ["deleted": "\(count)", "olderThanSeconds": "\(age)"], on: connection, logger: logger)
             if count > 0 { try await Self.announceChange(of: nil, on: connection, logger: logger) }
             return count
         }
@@ -549,15 +547,17 @@ public struct PostgresTokenRepository: TokenRepository {
         )
     }
 
+    /// Writes the audit event of a change to `token`, in the change's transaction.
     private static func recordAudit(action: String, actor: String, token: TokenRecord, on connection: PostgresConnection, logger: Logger) async throws {
         try await recordAudit(action: action, actor: actor, tokenID: token.id, userID: token.userID, details: [:], on: connection, logger: logger)
     }
 
+    /// Writes one audit event in the change's transaction, `details` as a JSON object with sorted keys.
     private static func recordAudit(
         action: String,
         actor: String,
-        tokenID: UUID,
-        userID: String,
+        tokenID: UUID?,
+        userID: String?,
         details: [String: String],
         on connection: PostgresConnection,
         logger: Logger

@@ -78,7 +78,7 @@ enum TestDatabase {
         let server = try serverURL()
         let name = "tessera_test_\(Hex.encode(SecureRandom.bytes(count: 6)))"
         let logger = Fixtures.logger
-        try await withPostgresClient(server, logger: logger) { admin in
+        _ = try await withPostgresClient(server, logger: logger) { admin in
             try await admin.query("CREATE DATABASE \(unescaped: name)", logger: logger)
         }
         var url = server
@@ -100,7 +100,7 @@ enum TestDatabase {
 
     private static func drop(_ name: String, on server: DatabaseURL) async throws {
         let logger = Fixtures.logger
-        try await withPostgresClient(server, logger: logger) { admin in
+        _ = try await withPostgresClient(server, logger: logger) { admin in
             try await admin.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: logger)
         }
     }
