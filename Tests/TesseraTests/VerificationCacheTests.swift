@@ -240,8 +240,13 @@ struct VerificationCacheTests {
             let feed = InvalidationFeed(client: client, observers: [observer], logger: logger)
             let start = try await feed.poll(after: nil)
 
-            #expect(try await service.revokeAll(userID: "leaky", by: caller, logger: logger) == 2)
-            // Each revoked token is in the invalidation log, numbered after everything before it.
+            let capture = LogCapture()
+            #expect(try await service.revokeAll(userID: "leaky", by: caller, logger: capture.logger()) == 2)
+            // Each is logged as a single revocation is (what re-applies it after a restore from backup)...
+            let logged = capture.text.filter { $0.contains("token revoked") }
+            #expect(logged.count == 2)
+            for (_, id) in issued.prefix(2) { #expect(logged.contains { $0.contains(id.uuidString.lowercased()) }) }
+            // ...and is in the invalidation log, numbered after everything before it.
             #expect(try await feed.poll(after: start) == start + 2)
             #expect(Set(observer.events.dropFirst()) == Set(issued.prefix(2).map { "token \($0.id)" }))
             for (token, _) in issued { #expect(try await service.verify(token.secret, logger: logger) == .inactive(.revoked)) }

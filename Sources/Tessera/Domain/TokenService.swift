@@ -234,7 +234,11 @@ public final class TokenService: Sendable {
     /// before answering; returns how many were revoked.
     public func revokeAll(userID: String, by caller: Caller, logger: Logger) async throws -> Int {
         let revoked = try await repository.revokeAll(userID: userID, by: caller.name, logger: logger)
-        for id in revoked { cache?.invalidate(tokenID: id) }
+        for id in revoked {
+            cache?.invalidate(tokenID: id)
+            // One line a token, as for a single revocation: after a restore, these lines are what re-applies it.
+            logger.info("token revoked", metadata: ["token.id": "\(id.lowercasedString)", "caller": "\(caller.name)", "revokedWith": "user"])
+        }
         logger.notice("every active token of a user revoked", metadata: ["count": "\(revoked.count)", "caller": "\(caller.name)"])
         return revoked.count
     }
