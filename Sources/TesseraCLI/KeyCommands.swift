@@ -10,6 +10,7 @@ struct APIKeyCommand: AsyncParsableCommand {
         subcommands: [Generate.self]
     )
 
+    /// `tessera api-key generate`: a new key and its configuration entry.
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print a new API key once, with the API_KEYS entry that holds only its digest."
@@ -43,6 +44,7 @@ struct HashKeyCommand: AsyncParsableCommand {
         subcommands: [Generate.self]
     )
 
+    /// `tessera hash-key generate`: a new random hashing key.
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a new random TOKEN_HASH_KEY (64 hexadecimal characters).")
 

@@ -10,6 +10,7 @@ struct TokensCommand: AsyncParsableCommand {
         subcommands: [List.self, Revoke.self]
     )
 
+    /// `tessera tokens list`: a user's tokens, newest first, as a table.
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List a user's tokens, newest first: metadata only, never a secret.")
 
@@ -50,6 +51,7 @@ struct TokensCommand: AsyncParsableCommand {
         }
     }
 
+    /// `tessera tokens revoke`: one token with its lineage, or every active token of a user.
     struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke a token by id (with its rotation lineage), or every active token of a user with --user; audited as cli:<user>."
@@ -74,6 +76,7 @@ struct TokensCommand: AsyncParsableCommand {
                 let revoked = try await withRepository { repository, logger in
                     try await repository.revokeAll(userID: userID, by: commandLineActor, logger: logger)
                 }
+                for id in revoked { print("revoked \(id.uuidString.lowercased())") }
                 print("revoked \(revoked.count) active token(s) of the user")
                 return
             }
