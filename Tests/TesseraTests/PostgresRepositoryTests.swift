@@ -403,7 +403,11 @@ struct PostgresLifecycleTests {
             #expect(Set(left) == [ids[1], ids[3]])
             let audit = try await repository.auditEvents(AuditQuery(limit: 100), logger: logger).events
             #expect(audit.filter { $0.action == "token.create" }.count == 4)
-            #expect(audit.first?.action == "tokens.purge" && audit.first?.actor == "cli:test")
+            let purge = try #require(audit.first)
+            #expect(purge.action == "tokens.purge" && purge.actor == "cli:test")
+            // About no one token or user: what was deleted, and under which cut-off.
+            #expect(purge.tokenID == nil && purge.userID == nil)
+            #expect(purge.details == ["deleted": "2", "olderThanSeconds": "\(30 * 86_400)"])
         }
     }
 }

@@ -6,9 +6,9 @@ public struct AuditEvent: Sendable, Equatable {
     public var id: Int64
     /// When the change was committed.
     public var occurredAt: Date
-    /// The API key name that made the change.
+    /// Who made the change: an API key name, `cli:<login>` for the command line, or a leak reporter.
     public var actor: String
-    /// What happened: `token.create` or `token.revoke`.
+    /// What happened: `token.create`, `token.revoke`, `token.rotate`, `token.update`, `tokens.revoke` or `tokens.purge`.
     public var action: String
     /// The token changed.
     public var tokenID: UUID?

@@ -237,7 +237,7 @@ public final class TokenService: Sendable {
         for id in revoked {
             cache?.invalidate(tokenID: id)
             // One line a token, as for a single revocation: after a restore, these lines are what re-applies it.
-            logger.info("token revoked", metadata: ["token.id": "\(id.lowercasedString)", "caller": "\(caller.name)", "revokedWith": "user"])
+            logger.info("token revoked", metadata: ["token.id": "\(id.lowercasedString)", "caller": "\(caller.name)", "batch": "every active token of the user"])
         }
         logger.notice("every active token of a user revoked", metadata: ["count": "\(revoked.count)", "caller": "\(caller.name)"])
         return revoked.count

@@ -34,7 +34,7 @@ struct APIKeyAuthenticator: AuthenticatorMiddleware {
             throw APIError.tooManyRequests(decision, policy: failures.policy)
         }
         context.logger.notice("authentication failed", metadata: ["client": "\(context.clientAddress)", "reason": "\(presented)"])
-        throw APIError.unauthenticated(presented)
+        throw APIError.unauthenticated(presented, readingAuthorization: readsAuthorizationHeader)
     }
 }
 
@@ -95,10 +95,12 @@ enum Credentials: CustomStringConvertible, Equatable {
 }
 
 extension APIError {
-    /// `401`: no API key, one that matches no configured key, or an unreadable `Authorization` header.
-    static func unauthenticated(_ credentials: Credentials) -> APIError {
+    /// `401`: no API key, one that matches no configured key, or an unreadable `Authorization` header; where
+    /// `Authorization` carries something else, the detail names `X-API-Key` alone.
+    static func unauthenticated(_ credentials: Credentials, readingAuthorization: Bool = true) -> APIError {
         let (challenge, detail) =
             switch credentials {
+            case .none where !readingAuthorization: (#"Bearer realm="tessera""#, "An API key is required, in X-API-Key.")
             case .none: (#"Bearer realm="tessera""#, "An API key is required, in X-API-Key or Authorization: Bearer.")
             case .malformed: (#"Bearer realm="tessera", error="invalid_request""#, "The Authorization header is neither 'Bearer <key>' nor 'Basic <name:key>'.")
             case .key: (#"Bearer realm="tessera", error="invalid_token""#, "The API key is not valid.")
@@ -116,8 +118,12 @@ extension Caller: RoleProviding {
     /// An admin key may do everything a verifier key may.
     public var roles: Set<APIKeyRole> {
         switch role {
-        case .admin: [.admin, .verifier]
-        case .verifier: [.verifier]
+        case .admin: Self.adminRoles
+        case .verifier: Self.verifierRoles
         }
     }
+
+    // Made once: the role check runs on every authenticated request.
+    private static let adminRoles: Set<APIKeyRole> = [.admin, .verifier]
+    private static let verifierRoles: Set<APIKeyRole> = [.verifier]
 }
