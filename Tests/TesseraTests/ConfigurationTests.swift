@@ -198,5 +198,9 @@ struct APIKeyTests {
     @Test func apiKeyAndAPIKeysCombine() throws {
         let ring = try APIKeyRing.parse(apiKey: "dev-secret-key-12345", apiKeys: "gw:verifier:gateway-secret-012345")
         #expect(ring.credentials.map(\.name) == ["admin", "gw"])
+        // Each secret authenticates as its own key, with its own role.
+        #expect(ring.caller(presenting: "dev-secret-key-12345") == Caller(name: "admin", role: .admin))
+        #expect(ring.caller(presenting: "gateway-secret-012345") == Caller(name: "gw", role: .verifier))
+        #expect(ring.caller(presenting: "gateway-secret-01234") == nil)
     }
 }

@@ -78,11 +78,9 @@ struct HardeningTests {
             #expect(limited.status == .tooManyRequests)
             #expect(limited.headers[.retryAfter] != nil)
 
-            var verified = 0
-            for _ in 0..<6 where try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: Self.unknownTokenBody()).status == .ok {
-                verified += 1
-            }
-            #expect(verified == 5)
+            var statuses: [HTTPResponse.Status] = []
+            for _ in 0..<6 { statuses.append(try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: Self.unknownTokenBody()).status) }
+            #expect(statuses == Array(repeating: .ok, count: 5) + [.tooManyRequests])
         }
     }
 
@@ -119,29 +117,35 @@ struct HardeningTests {
     /// Behind a trusted proxy, each end client has a forward-auth and introspection budget of its own: one client
     /// spending it does not touch another's, nor the proxy key's.
     @Test func eachEndClientBehindATrustedProxyHasItsOwnBudget() async throws {
-        var limits = Self.limits(verify: 100)
-        limits.endClient = RateLimitPolicy(name: "end-client", quota: 2, window: 60)
+        var limits = Self.limits()
+        // An hour's window: no unit comes back while the test runs, however loaded the machine.
+        limits.verify = RateLimitPolicy(name: "verify", quota: 100, window: 3_600)
+        limits.endClient = RateLimitPolicy(name: "end-client", quota: 2, window: 3_600)
         let resolver = ClientAddressResolver(trustedProxies: [IPNetwork("127.0.0.0/8")!, IPNetwork("::1")!])
         try await withAPI(rateLimits: limits, clientAddresses: resolver, mode: .live) { api async throws in
-            let noisy: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.1", .authorization: "Bearer junk"]
+            // Well-formed tokens nobody issued: each lookup the end client is allowed spends the key's budget too.
+            let unknown = "Bearer \(AccessToken.generate(prefix: .default).secret)"
+            let noisy: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.1", .authorization: unknown]
             for _ in 0..<2 { #expect(try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: noisy).status == .unauthorized) }
             let refused = try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: noisy)
             #expect(refused.status == .tooManyRequests)
-            #expect(refused.headers[HTTPField.Name("RateLimit-Policy")!] == #""end-client";q=2;w=60"#)
+            #expect(refused.headers[HTTPField.Name("RateLimit-Policy")!] == #""end-client";q=2;w=3600"#)
             // Introspection shares the end client's budget.
             let introspection = try await api.send(
                 .post, "/oauth2/introspect", key: Fixtures.verifierKey,
                 headers: [HTTPField.Name("X-Forwarded-For")!: "198.51.100.1", .contentType: "application/x-www-form-urlencoded"], body: "token=junk")
             #expect(introspection.status == .tooManyRequests)
             // Another end client, and callers that name no end client, are untouched.
-            let quiet: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.2", .authorization: "Bearer junk"]
+            let quiet: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.2", .authorization: unknown]
             #expect(try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: quiet).status == .unauthorized)
             for _ in 0..<5 {
                 #expect(try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: [.authorization: "Bearer junk"]).status == .unauthorized)
             }
             let verify = try await api.send(.post, "/api/tokens/verify", key: Fixtures.verifierKey, json: Self.unknownTokenBody())
             #expect(verify.status == .ok)
-            #expect(verify.headers[HTTPField.Name("RateLimit")!]?.hasPrefix(#""verify";r=99;"#) == true)
+            // The key's budget paid for the four lookups made (two of the noisy client's, the quiet one's, this one),
+            // not for what the end client's budget refused; malformed tokens cost nothing.
+            #expect(verify.headers[HTTPField.Name("RateLimit")!]?.hasPrefix(#""verify";r=96;"#) == true, "\(verify.headers[HTTPField.Name("RateLimit")!] ?? "")")
         }
     }
 
@@ -218,8 +222,7 @@ struct HardeningTests {
             twoIDs.append(HTTPField(name: requestID, value: "trace-2"))
             let health = try await api.send(.get, "/healthz", headers: twoIDs)
             #expect(health.headers[requestID]?.isEmpty == false)  // replaced by an id of its own, not dropped
-            #expect(health.headers[requestID] != "trace-1")
-            #expect(health.headers[requestID] != "trace-1, trace-2")
+            #expect(!["trace-1", "trace-2", "trace-1, trace-2"].contains(health.headers[requestID] ?? ""))
         }
     }
 

@@ -64,6 +64,11 @@ struct IntegrationEndpointTests {
             let created = try await api.createToken()
             let allowed = try await api.send(.get, "/api/auth", key: Fixtures.verifierKey, headers: [.authorization: "Bearer \(created["token"] as! String)"])
             #expect(allowed.status == .noContent)
+            // The address's whole budget is still there: two failures of its own are answered 401, the third 429.
+            let wrongKey = "wrong-key-wrong-key-1"
+            #expect(try await api.send(.get, "/api/auth", key: wrongKey).status == .unauthorized)
+            #expect(try await api.send(.get, "/api/auth", key: wrongKey).status == .unauthorized)
+            #expect(try await api.send(.get, "/api/auth", key: wrongKey).status == .tooManyRequests)
         }
     }
 

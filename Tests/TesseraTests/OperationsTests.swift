@@ -26,6 +26,12 @@ struct OperationsTests {
         limits.verify = RateLimitPolicy(name: "verify", quota: 2, window: 60)
         let app = buildApplication(
             try Fixtures.configuration(rateLimits: limits), repository: MemoryTokenRepository(), metricsRegistry: registry, logger: Fixtures.logger)
+        // Every counter exists from start-up at 0 and the registry is the process's, so each must rise, not just appear.
+        let counted = [
+            #"tessera_verifications_total{result="ACTIVE"}"#, #"tessera_verifications_total{result="MALFORMED"}"#,
+            #"tessera_verifications_total{result="NOT_FOUND"}"#, #"tessera_rate_limited_total{policy="verify"}"#,
+        ]
+        let before = counted.map { Self.count($0, in: registry) }
         try await app.test(.router) { client in
             let api = APIClient(client: client)
             let token = try #require(try await api.createToken()["token"] as? String)
@@ -38,9 +44,7 @@ struct OperationsTests {
             let metrics = try await api.send(.get, "/metrics", key: nil)
             #expect(metrics.status == .ok)
             #expect(metrics.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") == true)
-            #expect(metrics.text.contains(#"tessera_verifications_total{result="ACTIVE"}"#))
-            #expect(metrics.text.contains(#"tessera_verifications_total{result="MALFORMED"}"#))
-            #expect(metrics.text.contains(#"tessera_rate_limited_total{policy="verify"}"#))
+            for (name, earlier) in zip(counted, before) { #expect(Self.count(name, in: registry) >= earlier + 1, "\(name)") }
             #expect(metrics.text.contains("http_server_request_duration"))
             // Counted outside the problem middleware: a refusal is counted with the status the client got.
             let refused = #"hb_requests{http_route="/api/tokens/verify",http_request_method="POST",http_response_status_code="429"}"#

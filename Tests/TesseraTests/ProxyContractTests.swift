@@ -12,9 +12,10 @@ import TokenCrypto
 struct ProxyContractTests {
     private func withAPI(
         successStatus: HTTPResponse.Status = .noContent, rules: String? = nil, keys: SecretScanningKeys? = nil,
+        rateLimits: RateLimitSettings = RateLimitSettings(),
         _ body: @escaping @Sendable (APIClient) async throws -> Void
     ) async throws {
-        var configuration = try Fixtures.configuration()
+        var configuration = try Fixtures.configuration(rateLimits: rateLimits)
         configuration.forwardAuthSuccessStatus = successStatus
         configuration.forwardAuthRules = try rules.map { try ForwardAuthRules(json: Data($0.utf8)) }
         configuration.secretScanningKeys = keys
@@ -164,7 +165,9 @@ struct ProxyContractTests {
         let signer = P256.Signing.PrivateKey()
         let document = #"{"public_keys": [{"key_identifier": "kid-1", "key": "\#(signer.publicKey.pemRepresentation.replacingOccurrences(of: "\n", with: "\\n"))", "is_current": true}]}"#
         let keys = try SecretScanningKeys(json: Data(document.utf8))
-        try await withAPI(keys: keys) { api in
+        var limits = RateLimitSettings()
+        limits.authFailures = RateLimitPolicy(name: "auth-failures", quota: 5, window: 3_600)  // none back while it runs
+        try await withAPI(keys: keys, rateLimits: limits) { api in
             let leaked = try await Self.token(api)
             let revokedBefore = try await api.createToken(userID: "proxy-user")
             #expect(try await api.send(.delete, "/api/tokens/\(revokedBefore["id"] as? String ?? "")").status == .noContent)
@@ -198,6 +201,9 @@ struct ProxyContractTests {
             #expect(try await send(report, signature: other).status == .unauthorized)
             #expect(try await send(report + " ", signature: signature).status == .unauthorized)
             #expect(try await send(report, signature: signature, keyID: "kid-2").status == .unauthorized)
+            // Those four spent four of the address's five failures: one more, then 429.
+            #expect(try await send(report, signature: nil).status == .unauthorized)
+            #expect(try await send(report, signature: nil).status == .tooManyRequests)
             #expect(try await send("not json", signature: try signer.signature(for: Data("not json".utf8)).derRepresentation.base64EncodedString()).status == .badRequest)
         }
     }

@@ -105,6 +105,9 @@ struct RouterTests {
         try await Fixtures.withAPI { api in
             let response = try await api.send(.get, "/api/tokens?userId=u", key: nil, headers: [.authorization: "Bearer \(Fixtures.adminKey)"])
             #expect(response.status == .ok)
+            let wrong = try await api.send(.get, "/api/tokens?userId=u", key: nil, headers: [.authorization: "Bearer wrong-key-wrong-key-1"])
+            #expect(wrong.status == .unauthorized)
+            #expect(wrong.headers[.wwwAuthenticate] == #"Bearer realm="tessera", error="invalid_token""#)
         }
     }
 

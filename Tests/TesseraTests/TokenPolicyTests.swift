@@ -81,7 +81,7 @@ struct TokenPolicyTests {
                 .post, "/oauth2/introspect", key: Fixtures.verifierKey, headers: [.contentType: "application/x-www-form-urlencoded"], body: "token=\(token)")
             #expect((introspection.json["meta"] as? [String: Any])?["plan"] as? String == "pro")
             let metadata = try await api.send(.get, "/api/tokens/\(id)").json
-            #expect((metadata["meta"] as? [String: Any])?["tags"] as? [Any] != nil)
+            #expect((metadata["meta"] as? [String: Any])?["tags"] as? NSArray == ["a", NSNull(), true, 1.5] as NSArray)  // kept as sent
             let listed = try #require(try await api.send(.get, "/api/tokens?userId=p").json["tokens"] as? [[String: Any]])
             #expect((listed.first?["meta"] as? [String: Any])?["plan"] as? String == "pro")
             // A token without meta says nothing of it in its verification.

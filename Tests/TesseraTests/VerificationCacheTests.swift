@@ -144,7 +144,11 @@ struct VerificationCacheTests {
             #expect(try await remote.verify(token.secret, logger: logger) == .inactive(.wrongAudience))  // no verifier, no pass
 
             // Paused through one instance, refused by the other once it hears of it through the log.
-            for _ in 0..<100 where remoteCache.count == 0 { _ = try await remote.verify(token.secret, by: gateway, logger: logger); try await Task.sleep(for: .milliseconds(20)) }
+            for _ in 0..<100 where remoteCache.count == 0 {
+                #expect(try await remote.verify(token.secret, by: gateway, logger: logger) == .active(record))
+                if remoteCache.count == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(remoteCache.count == 1)  // the active answer is cached, so only the log can change it
             var pause = TokenChanges()
             pause.enabled = false
             guard case .updated(let paused) = try await local.update(id: record.id, with: pause, by: caller, logger: logger) else {
@@ -159,6 +163,16 @@ struct VerificationCacheTests {
                 answer = try await remote.verify(token.secret, by: gateway, logger: logger)
             }
             #expect(answer == .inactive(.disabled))
+            // Heard through the log, not by bypassing the cache: once its feed is current, the cache holds the
+            // paused record, which it can only have stored after the change evicted the active one.
+            let digest = TokenHasher(currentKey: Fixtures.hashKey).digest(of: token).bytes
+            var cached = remoteCache.record(for: digest)
+            for _ in 0..<200 where cached?.policy.enabled != false {
+                #expect(try await remote.verify(token.secret, by: gateway, logger: logger) == .inactive(.disabled))
+                cached = remoteCache.record(for: digest)
+                if cached?.policy.enabled != false { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(cached?.policy.enabled == false)
 
             var resume = TokenChanges()
             resume.enabled = true
@@ -261,6 +275,10 @@ struct VerificationCacheTests {
             #expect(audit == ["leaky true 2"])
             // Again: nothing left to revoke, still one audited event per request.
             #expect(try await service.revokeAll(userID: "leaky", by: caller, logger: logger) == 0)
+            let events = try await client.query("SELECT count(*)::int8 FROM audit_events WHERE action = 'tokens.revoke'", logger: logger)
+            var counts: [Int64] = []
+            for try await count in events.decode(Int64.self) { counts.append(count) }
+            #expect(counts == [2])
         }
     }
 
@@ -290,10 +308,29 @@ struct VerificationCacheTests {
             var numbers: [Int64] = []
             for try await seq in rows.decode(Int64.self) { numbers.append(seq) }
             #expect(numbers == Array((start + 1)...(start + 5)))
+            // A change waits for the clock while another holds it uncommitted, so it can never be numbered, and
+            // read, ahead of one that commits before it.
+            let (_, lateRecord) = try await service.issue(TokenRequest(userID: "late", scopes: [], lifetimeMinutes: 60), by: caller, logger: logger)
+            let (holding, release) = AsyncStream.makeStream(of: Void.self)
+            let (held, holder) = AsyncStream.makeStream(of: Void.self)
+            async let clockHeld: Void = client.inTransaction(logger: logger) { connection in
+                try await connection.query("SELECT seq FROM invalidation_clock FOR UPDATE", logger: logger)
+                holder.yield()
+                for await _ in holding { break }
+            }
+            for await _ in held { break }
+            async let revoked = service.revoke(id: lateRecord.id, by: caller, logger: logger)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await feed.poll(after: afterRevokes) == afterRevokes)  // nothing while the clock is held
+            release.yield()
+            try await clockHeld
+            _ = try await revoked
+            let afterLate = try await feed.poll(after: afterRevokes)
+            #expect(afterLate == afterRevokes + 1)
             // A purge is one change that means every token.
             _ = try await client.query("UPDATE tokens SET revoked_at = now() - interval '2 days'", logger: logger)
-            #expect(try await repository.purge(olderThan: 3600, by: "test", logger: logger) == 5)
-            #expect(try await feed.poll(after: afterRevokes) == afterRevokes + 1)
+            #expect(try await repository.purge(olderThan: 3600, by: "test", logger: logger) == 6)
+            #expect(try await feed.poll(after: afterLate) == afterLate + 1)
             #expect(observer.events.last == "everything")
         }
     }
