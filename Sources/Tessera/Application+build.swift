@@ -46,11 +46,13 @@ public func buildApplication(
         replicas = ReadReplicas(
             urls: configuration.databaseReadURLs, primary: client, poolSize: configuration.databasePoolSize, timeout: timeout,
             maximumLag: configuration.databaseReadMaximumLag,
-            changes: RecentChanges(window: configuration.databaseReadMaximumLag + .seconds(1)), logger: logger
+            changes: RecentChanges(window: configuration.databaseReadMaximumLag + .seconds(1)),
+            preparesStatements: configuration.databasePreparesStatements, logger: logger
         )
         logger.notice("verification lookups read replicas when they can", metadata: ["replicas": "\(configuration.databaseReadURLs.map(\.address))"])
     }
-    var repository = PostgresTokenRepository(client: client, timeout: timeout, replicas: replicas)
+    var repository = PostgresTokenRepository(
+        client: client, timeout: timeout, replicas: replicas, preparesStatements: configuration.databasePreparesStatements)
     repository.inFlight = Meter(label: "tessera_db_operations_in_flight")
     var services: [any Service] = [client]
     // The invalidation feed tells the replica reads, then the cache, which tokens changed: in that order, so a lookup

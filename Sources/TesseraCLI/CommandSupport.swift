@@ -62,7 +62,7 @@ func withRepository<Result: Sendable>(_ body: @escaping @Sendable (PostgresToken
     do {
         return try await withPostgresClient(settings.databaseURL, logger: logger) { client in
             try await Migrator(client: client, migrations: migrations).checkSchemaIsCurrent(logger: logger)
-            return try await body(PostgresTokenRepository(client: client, timeout: .seconds(30)), logger)
+            return try await body(PostgresTokenRepository(client: client, timeout: .seconds(30), preparesStatements: false), logger)
         }
     } catch let error as MigrationError {
         fail("\(error)")

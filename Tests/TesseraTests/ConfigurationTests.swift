@@ -58,6 +58,7 @@ struct ConfigurationTests {
         ("DATABASE_READ_URL", "postgresql://replica/db, mysql://other/db"),
         ("DATABASE_READ_MAX_LAG_MS", "5"),
         ("LOG_FORMAT", "xml"),
+        ("DATABASE_PREPARED_STATEMENTS", "yes"),
     ])
     func aBadValueStopsStartUpNamingTheVariable(variable: String, value: String?) {
         let failure = error([variable: value])
@@ -122,6 +123,12 @@ struct ConfigurationTests {
         #expect(configuration.databaseReadURLs.map(\.address) == ["replica-1:5433/tokens", "replica-2:5432/tokens"])
         #expect(configuration.databaseReadMaximumLag == .milliseconds(250))
         #expect(try AppConfiguration(environment: Self.valid).databaseReadURLs.isEmpty)
+    }
+
+    @Test func statementsArePreparedUnlessTurnedOff() throws {
+        #expect(try AppConfiguration(environment: Self.valid).databasePreparesStatements)
+        let off = try AppConfiguration(environment: Self.valid.merging(["DATABASE_PREPARED_STATEMENTS": "off"]) { $1 })
+        #expect(!off.databasePreparesStatements)
     }
 
     @Test func connectionLimitsHaveSaneDefaultsAndBounds() throws {

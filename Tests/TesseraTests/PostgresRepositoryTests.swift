@@ -196,6 +196,79 @@ struct PostgresRepositoryTests {
         }
     }
 
+    @Test func readsArePreparedOnceAndGoUnnamedWhenAPoolerLosesTheStatement() async throws {
+        try await TestDatabase.withDatabase { _, url in
+            // One connection, so that the statements below and the repository's share a session, as they would a
+            // server connection behind a pooler; `DEALLOCATE ALL` then drops what the client believes is prepared.
+            var configuration = url.clientConfiguration
+            configuration.options.maximumConnections = 1
+            let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await client.run() }
+                defer { group.cancelAll() }
+                let capture = LogCapture()
+                let logger = capture.logger(level: .info)
+                let repository = PostgresTokenRepository(client: client)
+                var created: [UUID] = []
+                for _ in 0..<3 { created.append(try await repository.create(newToken(userID: "pooled"), logger: logger).id) }
+                func preparedCount() async throws -> Int {
+                    let rows = try await client.query("SELECT count(*)::int8 FROM pg_prepared_statements WHERE name LIKE 'tessera_%'", logger: logger)
+                    for try await count in rows.decode(Int.self) { return count }
+                    return -1
+                }
+                func listed() async throws -> [UUID] {
+                    try await repository.tokens(userID: "pooled", status: .all, limit: 10, after: nil, logger: logger).tokens.map(\.id)
+                }
+
+                #expect(Set(try await listed()) == Set(created))
+                #expect(try await repository.token(id: created[0], logger: logger)?.id == created[0])
+                #expect(try await preparedCount() == 2)
+                #expect(repository.statements.isPreparing)
+
+                try await client.query("DEALLOCATE ALL", logger: logger)
+                #expect(Set(try await listed()) == Set(created))
+                #expect(!repository.statements.isPreparing)
+                #expect(capture.text.filter { $0.contains("did not keep a prepared statement") && $0.contains("26000") }.count == 1)
+                #expect(try await repository.token(id: created[1], logger: logger)?.id == created[1])
+                #expect(try await preparedCount() == 0)
+            }
+        }
+    }
+
+    @Test func aDeepPageStartsFromItsCursor() async throws {
+        try await TestDatabase.withDatabase { client, _ in
+            let repository = PostgresTokenRepository(client: client)
+            for _ in 0..<12 { _ = try await repository.create(newToken(userID: "deep"), logger: logger) }
+            // Past PostgreSQL's first five custom plans, so the page statements run the plans they keep.
+            var pages: [[UUID]] = []
+            for _ in 0..<8 {
+                var cursor: TokenCursor? = nil
+                var ids: [UUID] = []
+                repeat {
+                    let page = try await repository.tokens(userID: "deep", status: .active, limit: 5, after: cursor, logger: logger)
+                    ids += page.tokens.map(\.id)
+                    cursor = page.nextCursor
+                } while cursor != nil
+                pages.append(ids)
+            }
+            #expect(pages.allSatisfy { $0.count == 12 && Set($0).count == 12 && $0 == pages[0] })
+            // The plan a prepared statement keeps is the generic one: for a later page it must start in the index at
+            // the cursor, not read every newer token and filter them.
+            let plan = try await client.withConnection { connection in
+                try await connection.query("SET plan_cache_mode = force_generic_plan", logger: logger)
+                try await connection.query("PREPARE next_page AS \(unescaped: TokenPageAfterQuery.sql)", logger: logger)
+                let rows = try await connection.query(
+                    "EXPLAIN EXECUTE next_page('deep', 'all', 5, 0, '00000000-0000-0000-0000-000000000000')", logger: logger)
+                var lines: [String] = []
+                for try await line in rows.decode(String.self) { lines.append(line) }
+                try await connection.query("DEALLOCATE next_page", logger: logger)
+                try await connection.query("RESET plan_cache_mode", logger: logger)
+                return lines.joined(separator: "\n")
+            }
+            #expect(plan.contains("Index Cond: ((user_id = $1) AND (ROW(created_at, id) < ROW("), "\(plan)")
+        }
+    }
+
     @Test func revokingTwiceIsIdempotentAndAuditedOnce() async throws {
         try await TestDatabase.withDatabase { client, _ in
             let repository = PostgresTokenRepository(client: client)

@@ -35,6 +35,9 @@ public struct AppConfiguration: Sendable {
     public var databaseReadURLs: [DatabaseURL]
     /// How far a replica may lag the primary and still be read (`DATABASE_READ_MAX_LAG_MS`).
     public var databaseReadMaximumLag: Duration
+    /// Whether the hot reads start out prepared (`DATABASE_PREPARED_STATEMENTS`); off from the start behind a
+    /// transaction pooler that does not keep them.
+    public var databasePreparesStatements: Bool
     /// How long a stopping server waits for requests in flight.
     public var shutdownGracePeriod: Duration
     /// The largest request body read, in bytes; larger ones are refused with `413`.
@@ -79,6 +82,7 @@ public struct AppConfiguration: Sendable {
         databasePoolSize: Int = 10,
         databaseReadURLs: [DatabaseURL] = [],
         databaseReadMaximumLag: Duration = .seconds(1),
+        databasePreparesStatements: Bool = true,
         shutdownGracePeriod: Duration = .seconds(25),
         maximumBodySize: Int = 64 * 1024,
         lastUsedFlushInterval: Duration = .seconds(5),
@@ -107,6 +111,7 @@ public struct AppConfiguration: Sendable {
         self.databasePoolSize = databasePoolSize
         self.databaseReadURLs = databaseReadURLs
         self.databaseReadMaximumLag = databaseReadMaximumLag
+        self.databasePreparesStatements = databasePreparesStatements
         self.shutdownGracePeriod = shutdownGracePeriod
         self.maximumBodySize = maximumBodySize
         self.lastUsedFlushInterval = lastUsedFlushInterval
@@ -205,6 +210,7 @@ public struct AppConfiguration: Sendable {
             return on
         }
         let cacheOn = try flag("VERIFY_CACHE", default: true, words: ("on", "off"))
+        let preparesStatements = try flag("DATABASE_PREPARED_STATEMENTS", default: true, words: ("on", "off"))
         let cacheSeconds = try wholeNumber("VERIFY_CACHE_TTL_SECONDS", default: 5, range: 1...300)
         let cacheEntries = try wholeNumber("VERIFY_CACHE_MAX_ENTRIES", default: 100_000, range: 100...10_000_000)
         self.init(
@@ -222,6 +228,7 @@ public struct AppConfiguration: Sendable {
             databasePoolSize: databasePoolSize,
             databaseReadURLs: readURLs,
             databaseReadMaximumLag: .milliseconds(readMaximumLag),
+            databasePreparesStatements: preparesStatements,
             shutdownGracePeriod: .seconds(shutdownGrace),
             maximumBodySize: maximumBodySize,
             lastUsedFlushInterval: .seconds(lastUsedFlush),

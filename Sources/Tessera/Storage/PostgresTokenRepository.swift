@@ -8,6 +8,8 @@ import TokenCrypto
 /// Tokens and their audit trail in PostgreSQL, through a pooled `PostgresClient`.
 public struct PostgresTokenRepository: TokenRepository {
     let client: PostgresClient
+    /// The same client, for the statements it prepares.
+    let statements: StatementClient
     /// Longest wait for an answer, a free connection included; past it the call throws ``DeadlineExceeded``.
     let timeout: Duration
 
@@ -23,26 +25,23 @@ public struct PostgresTokenRepository: TokenRepository {
     /// One lookup statement at a time per server, with the lookups that arrive meanwhile sharing the next one,
     /// measured fastest (docs/performance.md). The price: a lookup stuck on a broken connection holds every
     /// verification on this instance until the timeout.
-    public init(client: PostgresClient, timeout: Duration = .seconds(5), replicas: ReadReplicas? = nil) {
+    ///
+    /// With `preparesStatements`, the lookup and the reads of listings and single tokens are prepared once per
+    /// connection until a transaction pooler shows it does not keep them (``StatementClient``).
+    public init(client: PostgresClient, timeout: Duration = .seconds(5), replicas: ReadReplicas? = nil, preparesStatements: Bool = true) {
         self.client = client
+        self.statements = StatementClient(client: client, address: "primary", prepares: preparesStatements)
         self.timeout = timeout
-        self.lookups = Self.lookupBatcher(client: client, timeout: timeout)
+        self.lookups = Self.lookupBatcher(client: statements, timeout: timeout)
         self.creations = Self.creationBatcher(client: client, timeout: timeout)
         self.replicas = replicas
     }
 
     /// The batched verification lookup on `client`'s server.
-    static func lookupBatcher(client: PostgresClient, timeout: Duration) -> LookupBatcher<[UInt8], TokenRecord> {
+    static func lookupBatcher(client: StatementClient, timeout: Duration) -> LookupBatcher<[UInt8], TokenRecord> {
         LookupBatcher(concurrency: 1, maximumKeys: 256, timeout: timeout, timeoutMessage: timeoutMessage(timeout)) { digests, logger in
-            // An unnamed statement: named prepared statements do not survive transaction poolers (PgBouncer, RDS Proxy).
-            let hashes = digests.map { ByteBuffer(bytes: $0) }
-            let rows = try await client.query("SELECT \(unescaped: columns) FROM tokens WHERE secret_hash = ANY(\(hashes))", logger: logger)
-            var found: [[UInt8]: TokenRecord] = [:]
-            for try await row in rows {
-                let record = try record(row)
-                found[record.digest.bytes] = record
-            }
-            return found
+            let records = try await client.rows(TokensByDigest(digests: digests.map { ByteBuffer(bytes: $0) }), logger: logger)
+            return Dictionary(records.map { ($0.digest.bytes, $0) }) { _, last in last }
         }
     }
 
@@ -221,8 +220,7 @@ public struct PostgresTokenRepository: TokenRepository {
 
     public func token(id: UUID, logger: Logger) async throws -> TokenRecord? {
         try await bounded {
-            let rows = try await client.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(id)", logger: logger)
-            return try await Self.decodeRecords(rows).first
+            try await statements.rows(TokenByID(id: id), logger: logger).first
         }
     }
 
@@ -248,26 +246,12 @@ public struct PostgresTokenRepository: TokenRepository {
         logger: Logger
     ) async throws -> TokenPage {
         try await bounded {
-            // One statement for every filter: the status and cursor are parameters, never spliced SQL.
-            let rows = try await client.query(
-                """
-                SELECT \(unescaped: Self.columns) FROM tokens
-                WHERE user_id = \(userID)
-                  AND CASE \(status.rawValue)::text
-                        WHEN 'active' THEN revoked_at IS NULL AND expires_at > now()
-                        WHEN 'revoked' THEN revoked_at IS NOT NULL
-                        WHEN 'expired' THEN revoked_at IS NULL AND expires_at <= now()
-                        ELSE true
-                      END
-                  AND (\(cursor?.createdAtMicroseconds)::int8 IS NULL
-                       OR (created_at, id) < ('epoch'::timestamptz + \(cursor?.createdAtMicroseconds)::int8 * interval '1 microsecond',
-                                              \(cursor?.id)::uuid))
-                ORDER BY created_at DESC, id DESC
-                LIMIT \(limit + 1)
-                """,
-                logger: logger
-            )
-            var records = try await Self.decodeRecords(rows)
+            let page = TokenPageQuery(userID: userID, status: status, limit: limit + 1)
+            var records = if let cursor {
+                try await statements.rows(TokenPageAfterQuery(page: page, cursor: cursor), logger: logger)
+            } else {
+                try await statements.rows(page, logger: logger)
+            }
             let hasMore = records.count > limit
             if hasMore { records.removeLast() }
             return TokenPage(tokens: records, nextCursor: hasMore ? records.last?.cursor : nil)
@@ -580,7 +564,7 @@ public struct PostgresTokenRepository: TokenRepository {
 
     /// The token in a row of ``columns``, read cell by cell with concrete types: decoding the row as one 24-element
     /// tuple made the runtime look the tuple's type up for every row (docs/performance.md).
-    private static func record(_ row: PostgresRow) throws -> TokenRecord {
+    static func record(_ row: PostgresRow) throws -> TokenRecord {
         var cells = Cells(row)
         let id: UUID = try cells.next(), userID: String = try cells.next(), scopes: [String] = try cells.next()
         let hash: ByteBuffer = try cells.next(), keyID: Int = try cells.next(), displayPrefix: String = try cells.next()

@@ -23,10 +23,11 @@ public final class ReadReplicas: Service, Sendable {
         let lagSeconds: Gauge
         let reads: Counter
 
-        init(name: String, client: PostgresClient, timeout: Duration) {
+        init(name: String, client: PostgresClient, timeout: Duration, preparesStatements: Bool) {
             self.name = name
             self.client = client
-            self.lookups = PostgresTokenRepository.lookupBatcher(client: client, timeout: timeout)
+            self.lookups = PostgresTokenRepository.lookupBatcher(
+                client: StatementClient(client: client, address: name, prepares: preparesStatements), timeout: timeout)
             self.lagSeconds = Gauge(label: "tessera_replica_lag_seconds", dimensions: [("replica", name)])
             self.reads = Counter(label: "tessera_replica_lookups_total", dimensions: [("replica", name)])
         }
@@ -42,12 +43,17 @@ public final class ReadReplicas: Service, Sendable {
     static let checkInterval = Duration.milliseconds(100)
 
     /// Replicas at `urls`, checked against `primary`; `changes` must observe the invalidation feed.
-    public init(urls: [DatabaseURL], primary: PostgresClient, poolSize: Int, timeout: Duration, maximumLag: Duration, changes: RecentChanges, logger: Logger) {
+    public init(
+        urls: [DatabaseURL], primary: PostgresClient, poolSize: Int, timeout: Duration, maximumLag: Duration, changes: RecentChanges,
+        preparesStatements: Bool = true, logger: Logger
+    ) {
         self.replicas = urls.map { url in
             var configuration = url.clientConfiguration
             configuration.options.maximumConnections = poolSize
             configuration.options.connectTimeout = timeout
-            return Replica(name: url.address, client: PostgresClient(configuration: configuration, backgroundLogger: logger), timeout: timeout)
+            return Replica(
+                name: url.address, client: PostgresClient(configuration: configuration, backgroundLogger: logger), timeout: timeout,
+                preparesStatements: preparesStatements)
         }
         self.primary = primary
         self.changes = changes

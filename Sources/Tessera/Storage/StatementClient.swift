@@ -1,0 +1,70 @@
+import Logging
+import PostgresNIO
+import Synchronization
+import TokenCrypto
+
+/// A pooled client that sends the hot reads as prepared statements, parsed and planned once per connection, until a
+/// transaction pooler shows that it does not keep them; from then on they go unnamed, as every other statement does.
+///
+/// PostgreSQL parses and plans an unnamed statement on every round trip, which cost it about twice the work of the
+/// lookup or the list itself (docs/performance.md). PgBouncer before 1.21 in transaction mode hands each
+/// transaction any server connection, so a statement prepared on one is missing on the next; its error (SQLSTATE
+/// `26000`, or `42P05` when another client prepared the name first) comes before the statement runs, so the read is
+/// sent again unnamed and nothing fails.
+final class StatementClient: Sendable {
+    let client: PostgresClient
+    /// Where the client leads, for the one warning when it turns out to be a pooler.
+    let address: String
+    private let prepares: Atomic<Bool>
+
+    /// A client that prepares statements when `prepares`, and sends them unnamed otherwise.
+    init(client: PostgresClient, address: String, prepares: Bool) {
+        self.client = client
+        self.address = address
+        self.prepares = Atomic(prepares)
+    }
+
+    /// Whether statements are still sent prepared.
+    var isPreparing: Bool { prepares.load(ordering: .relaxed) }
+
+    /// Every row `statement` answers, decoded.
+    func rows<Statement: PostgresPreparedStatement>(_ statement: Statement, logger: Logger) async throws -> [Statement.Row] {
+        if isPreparing {
+            do {
+                return try await Self.collect(client.execute(statement, logger: logger))
+            } catch let error as PSQLError where Self.isMissingStatement(error) {
+                stopPreparing(after: error, logger: logger)
+            }
+        }
+        let rows = try await client.query(PostgresQuery(unsafeSQL: Statement.sql, binds: try statement.makeBindings()), logger: logger)
+        return try await Self.collect(rows.map { try statement.decodeRow($0) })
+    }
+
+    /// Sends every later statement unnamed, and says so once.
+    private func stopPreparing(after error: PSQLError, logger: Logger) {
+        guard prepares.exchange(false, ordering: .relaxed) else { return }
+        logger.warning(
+            "PostgreSQL did not keep a prepared statement, so a transaction pooler sits in between: statements go unnamed from now on (set DATABASE_PREPARED_STATEMENTS=off to start that way)",
+            metadata: ["database": "\(address)", "sqlState": "\(error.serverInfo?[.sqlState] ?? "")"]
+        )
+    }
+
+    /// Whether PostgreSQL refused a prepared statement's name: unknown on this server connection (`26000`), or
+    /// already taken on it (`42P05`).
+    private static func isMissingStatement(_ error: PSQLError) -> Bool {
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "26000" || state == "42P05"
+    }
+
+    private static func collect<Row>(_ rows: AsyncThrowingMapSequence<PostgresRowSequence, Row>) async throws -> [Row] {
+        var collected: [Row] = []
+        for try await row in rows { collected.append(row) }
+        return collected
+    }
+
+    /// A statement name that changes with its SQL, so that two versions of Tessera behind one pooler never run each
+    /// other's statement under one name.
+    static func name(_ label: String, sql: String) -> String {
+        "tessera_\(label)_\(Hex.encode(Array(Blake2b.hash(utf8: sql).prefix(6))))"
+    }
+}
