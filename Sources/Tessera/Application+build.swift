@@ -19,10 +19,9 @@ public func buildApplication(
     metricsRegistry: PrometheusCollectorRegistry? = nil,
     logger: Logger
 ) -> some ApplicationProtocol {
-    var clientConfiguration = configuration.databaseURL.clientConfiguration
-    clientConfiguration.options.maximumConnections = configuration.databasePoolSize
-    clientConfiguration.options.connectTimeout = configuration.databaseTimeout
-    let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+    let client = PostgresClient(
+        configuration: configuration.databaseURL.poolConfiguration(size: configuration.databasePoolSize, timeout: configuration.databaseTimeout),
+        backgroundLogger: logger)
     let migrator = Migrator(client: client, migrations: migrations)
     for credential in configuration.apiKeys.credentials where credential.isShort {
         logger.warning(

@@ -125,6 +125,12 @@ struct ConfigurationTests {
         #expect(try AppConfiguration(environment: Self.valid).databaseReadURLs.isEmpty)
     }
 
+    @Test func aServingPoolHasItsSizeAndTimeoutAndNoKeepAliveTimers() throws {
+        let pool = try DatabaseURL("postgresql://u:p@db:5432/tokens").poolConfiguration(size: 7, timeout: .seconds(3))
+        #expect(pool.options.maximumConnections == 7 && pool.options.connectTimeout == .seconds(3))
+        #expect(pool.options.keepAliveBehavior == nil && pool.options.connectionIdleTimeout == .seconds(60))
+    }
+
     @Test func statementsArePreparedUnlessTurnedOff() throws {
         #expect(try AppConfiguration(environment: Self.valid).databasePreparesStatements)
         let off = try AppConfiguration(environment: Self.valid.merging(["DATABASE_PREPARED_STATEMENTS": "off"]) { $1 })

@@ -48,11 +48,10 @@ public final class ReadReplicas: Service, Sendable {
         preparesStatements: Bool = true, logger: Logger
     ) {
         self.replicas = urls.map { url in
-            var configuration = url.clientConfiguration
-            configuration.options.maximumConnections = poolSize
-            configuration.options.connectTimeout = timeout
-            return Replica(
-                name: url.address, client: PostgresClient(configuration: configuration, backgroundLogger: logger), timeout: timeout,
+            Replica(
+                name: url.address,
+                client: PostgresClient(configuration: url.poolConfiguration(size: poolSize, timeout: timeout), backgroundLogger: logger),
+                timeout: timeout,
                 preparesStatements: preparesStatements)
         }
         self.primary = primary
