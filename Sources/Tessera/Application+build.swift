@@ -50,8 +50,10 @@ public func buildApplication(
         )
         logger.notice("verification lookups read replicas when they can", metadata: ["replicas": "\(configuration.databaseReadURLs.map(\.address))"])
     }
-    var repository = PostgresTokenRepository(
-        client: client, timeout: timeout, replicas: replicas, preparesStatements: configuration.databasePreparesStatements)
+    // One StatementClient for every store on the primary, so that a pooler found to lose prepared statements is
+    // found once.
+    let statements = StatementClient(client: client, address: configuration.databaseURL.address, prepares: configuration.databasePreparesStatements)
+    var repository = PostgresTokenRepository(statements: statements, timeout: timeout, replicas: replicas)
     repository.inFlight = Meter(label: "tessera_db_operations_in_flight")
     var services: [any Service] = [client]
     // The invalidation feed tells the replica reads, then the cache, which tokens changed: in that order, so a lookup
@@ -61,7 +63,7 @@ public func buildApplication(
     if let replicas { services.append(replicas) }
     var rateLimiters: RateLimiters?
     if configuration.rateLimits.sharedInPostgres {
-        rateLimiters = RateLimiters(configuration.rateLimits, client: client, timeout: configuration.databaseTimeout)
+        rateLimiters = RateLimiters(configuration.rateLimits, statements: statements, timeout: configuration.databaseTimeout)
         services.append(RateLimitSweeper(client: client, logger: logger))
     }
     var app = buildApplication(

@@ -26,11 +26,16 @@ public struct PostgresTokenRepository: TokenRepository {
     /// measured fastest (docs/performance.md). The price: a lookup stuck on a broken connection holds every
     /// verification on this instance until the timeout.
     ///
-    /// With `preparesStatements`, the lookup and the reads of listings and single tokens are prepared once per
+    /// With `preparesStatements`, the lookup, spending a use and the reads of listings and single tokens are prepared once per
     /// connection until a transaction pooler shows it does not keep them (``StatementClient``).
     public init(client: PostgresClient, timeout: Duration = .seconds(5), replicas: ReadReplicas? = nil, preparesStatements: Bool = true) {
-        self.client = client
-        self.statements = StatementClient(client: client, address: "primary", prepares: preparesStatements)
+        self.init(statements: StatementClient(client: client, address: "primary", prepares: preparesStatements), timeout: timeout, replicas: replicas)
+    }
+
+    /// Creates a repository over `statements`, which other stores on the same client may share.
+    init(statements: StatementClient, timeout: Duration = .seconds(5), replicas: ReadReplicas? = nil) {
+        self.client = statements.client
+        self.statements = statements
         self.timeout = timeout
         self.lookups = Self.lookupBatcher(client: statements, timeout: timeout)
         self.creations = Self.creationBatcher(client: client, timeout: timeout)
@@ -341,22 +346,7 @@ public struct PostgresTokenRepository: TokenRepository {
     /// re-evaluates the condition on the row as a concurrent update left it.
     public func spendUse(of id: UUID, logger: Logger) async throws -> Int? {
         try await bounded {
-            let rows = try await client.query(
-                """
-                UPDATE tokens SET
-                    uses_left = (CASE WHEN refill_every IS NOT NULL AND date_trunc(refill_every, now(), 'UTC') > refilled_at
-                                      THEN refill_amount ELSE uses_left END) - 1,
-                    refilled_at = CASE WHEN refill_every IS NOT NULL AND date_trunc(refill_every, now(), 'UTC') > refilled_at
-                                       THEN date_trunc(refill_every, now(), 'UTC') ELSE refilled_at END
-                WHERE id = \(id) AND max_uses IS NOT NULL
-                  AND (CASE WHEN refill_every IS NOT NULL AND date_trunc(refill_every, now(), 'UTC') > refilled_at
-                            THEN refill_amount ELSE uses_left END) > 0
-                RETURNING uses_left
-                """,
-                logger: logger
-            )
-            for try await left in rows.decode(Int.self) { return left }
-            return nil
+            try await statements.rows(SpendUse(id: id), logger: logger).first
         }
     }
 

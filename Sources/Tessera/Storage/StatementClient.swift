@@ -3,14 +3,15 @@ import PostgresNIO
 import Synchronization
 import TokenCrypto
 
-/// A pooled client that sends the hot reads as prepared statements, parsed and planned once per connection, until a
-/// transaction pooler shows that it does not keep them; from then on they go unnamed, as every other statement does.
+/// A pooled client that sends the statements run per request as prepared statements, parsed and planned once per
+/// connection, until a transaction pooler shows that it does not keep them; from then on they go unnamed, as every
+/// other statement does.
 ///
 /// PostgreSQL parses and plans an unnamed statement on every round trip, which cost it about twice the work of the
 /// lookup or the list itself (docs/performance.md). PgBouncer before 1.21 in transaction mode hands each
 /// transaction any server connection, so a statement prepared on one is missing on the next; its error (SQLSTATE
-/// `26000`, or `42P05` when another client prepared the name first) comes before the statement runs, so the read is
-/// sent again unnamed and nothing fails.
+/// `26000`, or `42P05` when another client prepared the name first) comes before the statement runs, so it is sent
+/// again unnamed and nothing fails, and nothing runs twice.
 final class StatementClient: Sendable {
     let client: PostgresClient
     /// Where the client leads, for the one warning when it turns out to be a pooler.

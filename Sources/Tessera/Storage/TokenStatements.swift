@@ -87,3 +87,24 @@ struct TokenPageAfterQuery: TokenStatement {
         return bindings
     }
 }
+
+/// Spends one use of the token with `id` when its policy limits uses and one is left, restoring them first when its
+/// refill period has turned; answers the uses left, or no row.
+struct SpendUse: PostgresPreparedStatement {
+    static let sql = """
+        UPDATE tokens SET
+            uses_left = (CASE WHEN refill_every IS NOT NULL AND date_trunc(refill_every, now(), 'UTC') > refilled_at
+                              THEN refill_amount ELSE uses_left END) - 1,
+            refilled_at = CASE WHEN refill_every IS NOT NULL AND date_trunc(refill_every, now(), 'UTC') > refilled_at
+                               THEN date_trunc(refill_every, now(), 'UTC') ELSE refilled_at END
+        WHERE id = $1 AND max_uses IS NOT NULL
+          AND (CASE WHEN refill_every IS NOT NULL AND date_trunc(refill_every, now(), 'UTC') > refilled_at
+                    THEN refill_amount ELSE uses_left END) > 0
+        RETURNING uses_left
+        """
+    static let name = StatementClient.name("spend_use", sql: sql)
+    var id: UUID
+
+    func makeBindings() -> PostgresBindings { .only(id) }
+    func decodeRow(_ row: PostgresRow) throws -> Int { try row.decode(Int.self) }
+}
