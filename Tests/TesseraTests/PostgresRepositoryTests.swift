@@ -196,42 +196,72 @@ struct PostgresRepositoryTests {
         }
     }
 
-    @Test func readsArePreparedOnceAndGoUnnamedWhenAPoolerLosesTheStatement() async throws {
+    /// Runs `body` with a repository on a pool of one connection, so that statements sent beside the repository's
+    /// share its session, as they would a server connection behind a pooler; and the log it writes.
+    private func withOneConnection(
+        _ body: @escaping @Sendable (PostgresTokenRepository, PostgresClient, LogCapture, Logger) async throws -> Void
+    ) async throws {
         try await TestDatabase.withDatabase { _, url in
-            // One connection, so that the statements below and the repository's share a session, as they would a
-            // server connection behind a pooler; `DEALLOCATE ALL` then drops what the client believes is prepared.
             var configuration = url.clientConfiguration
             configuration.options.maximumConnections = 1
-            let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+            let client = PostgresClient(configuration: configuration, backgroundLogger: Fixtures.logger)
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { await client.run() }
                 defer { group.cancelAll() }
                 let capture = LogCapture()
-                let logger = capture.logger(level: .info)
-                let repository = PostgresTokenRepository(client: client)
-                var created: [UUID] = []
-                for _ in 0..<3 { created.append(try await repository.create(newToken(userID: "pooled"), logger: logger).id) }
-                func preparedCount() async throws -> Int {
-                    let rows = try await client.query("SELECT count(*)::int8 FROM pg_prepared_statements WHERE name LIKE 'tessera_%'", logger: logger)
-                    for try await count in rows.decode(Int.self) { return count }
-                    return -1
-                }
-                func listed() async throws -> [UUID] {
-                    try await repository.tokens(userID: "pooled", status: .all, limit: 10, after: nil, logger: logger).tokens.map(\.id)
-                }
-
-                #expect(Set(try await listed()) == Set(created))
-                #expect(try await repository.token(id: created[0], logger: logger)?.id == created[0])
-                #expect(try await preparedCount() == 2)
-                #expect(repository.statements.isPreparing)
-
-                try await client.query("DEALLOCATE ALL", logger: logger)
-                #expect(Set(try await listed()) == Set(created))
-                #expect(!repository.statements.isPreparing)
-                #expect(capture.text.filter { $0.contains("did not keep a prepared statement") && $0.contains("26000") }.count == 1)
-                #expect(try await repository.token(id: created[1], logger: logger)?.id == created[1])
-                #expect(try await preparedCount() == 0)
+                try await body(PostgresTokenRepository(client: client), client, capture, capture.logger(level: .info))
             }
+        }
+    }
+
+    /// How many of Tessera's statements the one connection has prepared.
+    private func preparedCount(_ client: PostgresClient, logger: Logger) async throws -> Int {
+        let rows = try await client.query("SELECT count(*)::int8 FROM pg_prepared_statements WHERE name LIKE 'tessera_%'", logger: logger)
+        for try await count in rows.decode(Int.self) { return count }
+        return -1
+    }
+
+    @Test func readsArePreparedOnceAndGoUnnamedWhenAPoolerLosesTheStatement() async throws {
+        try await withOneConnection { repository, client, capture, logger in
+            var created: [UUID] = []
+            for _ in 0..<3 { created.append(try await repository.create(newToken(userID: "pooled"), logger: logger).id) }
+            func listed() async throws -> [UUID] {
+                try await repository.tokens(userID: "pooled", status: .all, limit: 10, after: nil, logger: logger).tokens.map(\.id)
+            }
+
+            #expect(Set(try await listed()) == Set(created))
+            #expect(try await repository.token(id: created[0], logger: logger)?.id == created[0])
+            #expect(try await preparedCount(client, logger: logger) == 2)
+            #expect(repository.statements.isPreparing)
+
+            // What a transaction pooler does: the next statement meets a server connection without them.
+            try await client.query("DEALLOCATE ALL", logger: logger)
+            #expect(Set(try await listed()) == Set(created))
+            #expect(!repository.statements.isPreparing)
+            #expect(capture.text.filter { $0.contains("did not keep a prepared statement") && $0.contains("26000") }.count == 1)
+            #expect(try await repository.token(id: created[1], logger: logger)?.id == created[1])
+            #expect(try await preparedCount(client, logger: logger) == 0)
+        }
+    }
+
+    @Test func aStatementLeftStaleByASchemaChangeIsAnsweredAndItsConnectionReplaced() async throws {
+        try await withOneConnection { repository, client, capture, logger in
+            let created = try await repository.create(newToken(userID: "altered"), logger: logger)
+            #expect(try await repository.token(id: created.id, logger: logger)?.id == created.id)
+            func backendID() async throws -> Int {
+                for try await pid in try await client.query("SELECT pg_backend_pid()", logger: logger).decode(Int.self) { return pid }
+                return -1
+            }
+            let before = try await backendID()
+
+            // The prepared statement's result now has another type: PostgreSQL refuses it (0A000) until re-prepared.
+            try await client.query("ALTER TABLE tokens ALTER COLUMN display_prefix TYPE varchar(64)", logger: logger)
+            #expect(try await repository.token(id: created.id, logger: logger)?.displayPrefix == created.displayPrefix)
+            #expect(capture.text.contains { $0.contains("went stale after a schema change") })
+            #expect(try await backendID() != before)
+            #expect(repository.statements.isPreparing)
+            #expect(try await repository.token(id: created.id, logger: logger)?.id == created.id)
+            #expect(try await preparedCount(client, logger: logger) == 1)
         }
     }
 
@@ -256,7 +286,7 @@ struct PostgresRepositoryTests {
             // the cursor, not read every newer token and filter them.
             let plan = try await client.withConnection { connection in
                 try await connection.query("SET plan_cache_mode = force_generic_plan", logger: logger)
-                try await connection.query("PREPARE next_page AS \(unescaped: TokenPageAfterQuery.sql)", logger: logger)
+                try await connection.query("PREPARE next_page AS \(unescaped: NextTokenPage.sql)", logger: logger)
                 let rows = try await connection.query(
                     "EXPLAIN EXECUTE next_page('deep', 'all', 5, 0, '00000000-0000-0000-0000-000000000000')", logger: logger)
                 var lines: [String] = []

@@ -35,8 +35,8 @@ public struct AppConfiguration: Sendable {
     public var databaseReadURLs: [DatabaseURL]
     /// How far a replica may lag the primary and still be read (`DATABASE_READ_MAX_LAG_MS`).
     public var databaseReadMaximumLag: Duration
-    /// Whether the hot reads start out prepared (`DATABASE_PREPARED_STATEMENTS`); off from the start behind a
-    /// transaction pooler that does not keep them.
+    /// Whether the statements run per request start out prepared (`DATABASE_PREPARED_STATEMENTS`); off from the
+    /// start behind a transaction pooler that does not keep them.
     public var databasePreparesStatements: Bool
     /// How long a stopping server waits for requests in flight.
     public var shutdownGracePeriod: Duration

@@ -92,7 +92,7 @@ public struct DatabaseURL: Sendable, CustomStringConvertible {
     /// Without keep-alive queries: PostgresNIO arms a keep-alive timer, a task of its own, each time a connection
     /// goes back to the pool and cancels it at the next lease, which cost the list about a fifth of its server CPU
     /// (docs/performance.md). A connection idle for `connectionIdleTimeout` (60 s) is closed instead, and one
-    /// that the server or a pooler closes is replaced at once.
+    /// that the server or a pooler closes is dropped at once (another opens when next needed).
     public func poolConfiguration(size: Int, timeout: Duration) -> PostgresClient.Configuration {
         var configuration = clientConfiguration
         configuration.options.maximumConnections = size

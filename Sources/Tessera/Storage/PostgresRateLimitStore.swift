@@ -12,7 +12,7 @@ public struct PostgresRateLimitStore: RateLimitStore {
     let statements: StatementClient
     let timeout: Duration
 
-    /// Creates a store for `policy` over a running client.
+    /// Creates a store for `policy` over a running client, preparing its statement through a StatementClient of its own.
     public init(policy: RateLimitPolicy, client: PostgresClient, timeout: Duration = .seconds(5)) {
         self.init(policy: policy, statements: StatementClient(client: client, address: "primary", prepares: true), timeout: timeout)
     }
@@ -92,7 +92,8 @@ public struct PostgresRateLimitStore: RateLimitStore {
 }
 
 extension RateLimiters {
-    /// Limiters whose state is in PostgreSQL, shared by every instance using `client`'s database.
+    /// Limiters whose state is in PostgreSQL, shared by every instance using `client`'s database; their statement is
+    /// prepared through one StatementClient of their own.
     public init(_ settings: RateLimitSettings, client: PostgresClient, timeout: Duration) {
         self.init(settings, statements: StatementClient(client: client, address: "primary", prepares: true), timeout: timeout)
     }

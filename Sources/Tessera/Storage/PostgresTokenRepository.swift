@@ -37,15 +37,15 @@ public struct PostgresTokenRepository: TokenRepository {
         self.client = statements.client
         self.statements = statements
         self.timeout = timeout
-        self.lookups = Self.lookupBatcher(client: statements, timeout: timeout)
+        self.lookups = Self.lookupBatcher(statements: statements, timeout: timeout)
         self.creations = Self.creationBatcher(client: client, timeout: timeout)
         self.replicas = replicas
     }
 
     /// The batched verification lookup on `client`'s server.
-    static func lookupBatcher(client: StatementClient, timeout: Duration) -> LookupBatcher<[UInt8], TokenRecord> {
+    static func lookupBatcher(statements: StatementClient, timeout: Duration) -> LookupBatcher<[UInt8], TokenRecord> {
         LookupBatcher(concurrency: 1, maximumKeys: 256, timeout: timeout, timeoutMessage: timeoutMessage(timeout)) { digests, logger in
-            let records = try await client.rows(TokensByDigest(digests: digests.map { ByteBuffer(bytes: $0) }), logger: logger)
+            let records = try await statements.rows(TokensByDigest(digests: digests.map { ByteBuffer(bytes: $0) }), logger: logger)
             return Dictionary(records.map { ($0.digest.bytes, $0) }) { _, last in last }
         }
     }
@@ -251,9 +251,9 @@ public struct PostgresTokenRepository: TokenRepository {
         logger: Logger
     ) async throws -> TokenPage {
         try await bounded {
-            let page = TokenPageQuery(userID: userID, status: status, limit: limit + 1)
+            let page = FirstTokenPage(userID: userID, status: status, limit: limit + 1)
             var records = if let cursor {
-                try await statements.rows(TokenPageAfterQuery(page: page, cursor: cursor), logger: logger)
+                try await statements.rows(NextTokenPage(page: page, cursor: cursor), logger: logger)
             } else {
                 try await statements.rows(page, logger: logger)
             }

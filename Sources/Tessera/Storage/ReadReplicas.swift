@@ -27,7 +27,7 @@ public final class ReadReplicas: Service, Sendable {
             self.name = name
             self.client = client
             self.lookups = PostgresTokenRepository.lookupBatcher(
-                client: StatementClient(client: client, address: name, prepares: preparesStatements), timeout: timeout)
+                statements: StatementClient(client: client, address: name, prepares: preparesStatements), timeout: timeout)
             self.lagSeconds = Gauge(label: "tessera_replica_lag_seconds", dimensions: [("replica", name)])
             self.reads = Counter(label: "tessera_replica_lookups_total", dimensions: [("replica", name)])
         }

@@ -41,11 +41,12 @@ struct TokenByID: TokenStatement {
 /// A first page and a later one are two statements, so that each keeps one plan that reads the index from where
 /// the page starts: one statement with an optional cursor would settle on a plan that filters the cursor row by
 /// row, and a deep page would read every token before it.
-struct TokenPageQuery: TokenStatement {
+struct FirstTokenPage: TokenStatement {
     static let sql = "SELECT \(PostgresTokenRepository.columns) FROM tokens WHERE user_id = $1 AND \(statusMatches) \(newestFirst)"
     static let name = StatementClient.name("first_page", sql: sql)
     var userID: String
     var status: TokenStatusFilter
+    /// Most rows answered: the page's size and one more, to tell whether another page follows.
     var limit: Int
 
     /// Whether a token has the status `$2` asks for (`active`, `revoked`, `expired`, or anything for every token).
@@ -69,15 +70,15 @@ struct TokenPageQuery: TokenStatement {
     }
 }
 
-/// The page that follows `cursor` in a listing: ``TokenPageQuery`` from a cursor on.
-struct TokenPageAfterQuery: TokenStatement {
+/// The page that follows `cursor` in a listing: ``FirstTokenPage`` from a cursor on.
+struct NextTokenPage: TokenStatement {
     static let sql = """
-        SELECT \(PostgresTokenRepository.columns) FROM tokens WHERE user_id = $1 AND \(TokenPageQuery.statusMatches)
+        SELECT \(PostgresTokenRepository.columns) FROM tokens WHERE user_id = $1 AND \(FirstTokenPage.statusMatches)
           AND (created_at, id) < ('epoch'::timestamptz + $4::int8 * interval '1 microsecond', $5::uuid)
-        \(TokenPageQuery.newestFirst)
+        \(FirstTokenPage.newestFirst)
         """
     static let name = StatementClient.name("next_page", sql: sql)
-    var page: TokenPageQuery
+    var page: FirstTokenPage
     var cursor: TokenCursor
 
     func makeBindings() -> PostgresBindings {
