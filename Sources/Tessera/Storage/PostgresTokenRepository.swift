@@ -7,9 +7,10 @@ import TokenCrypto
 
 /// Tokens and their audit trail in PostgreSQL, through a pooled `PostgresClient`.
 public struct PostgresTokenRepository: TokenRepository {
-    let client: PostgresClient
-    /// The same client, for the statements it prepares.
+    /// The primary's pool, sending the statements run per request prepared (``StatementClient``).
     let statements: StatementClient
+    /// The same pool, for the statements sent unnamed.
+    var client: PostgresClient { statements.client }
     /// Longest wait for an answer, a free connection included; past it the call throws ``DeadlineExceeded``.
     let timeout: Duration
 
@@ -34,11 +35,10 @@ public struct PostgresTokenRepository: TokenRepository {
 
     /// Creates a repository over `statements`, which other stores on the same client may share.
     init(statements: StatementClient, timeout: Duration = .seconds(5), replicas: ReadReplicas? = nil) {
-        self.client = statements.client
         self.statements = statements
         self.timeout = timeout
         self.lookups = Self.lookupBatcher(statements: statements, timeout: timeout)
-        self.creations = Self.creationBatcher(client: client, timeout: timeout)
+        self.creations = Self.creationBatcher(client: statements.client, timeout: timeout)
         self.replicas = replicas
     }
 
