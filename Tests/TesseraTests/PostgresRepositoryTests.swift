@@ -214,11 +214,15 @@ struct PostgresRepositoryTests {
         }
     }
 
+    /// The integer in the first row `query` answers, or -1 when it answers none.
+    private func integer(_ query: PostgresQuery, on client: PostgresClient, logger: Logger) async throws -> Int {
+        for try await value in try await client.query(query, logger: logger).decode(Int.self) { return value }
+        return -1
+    }
+
     /// How many of Tessera's statements the one connection has prepared.
     private func preparedCount(_ client: PostgresClient, logger: Logger) async throws -> Int {
-        let rows = try await client.query("SELECT count(*)::int8 FROM pg_prepared_statements WHERE name LIKE 'tessera_%'", logger: logger)
-        for try await count in rows.decode(Int.self) { return count }
-        return -1
+        try await integer("SELECT count(*)::int8 FROM pg_prepared_statements WHERE name LIKE 'tessera_%'", on: client, logger: logger)
     }
 
     @Test func readsArePreparedOnceAndGoUnnamedWhenAPoolerLosesTheStatement() async throws {
@@ -248,10 +252,7 @@ struct PostgresRepositoryTests {
         try await withOneConnection { repository, client, capture, logger in
             let created = try await repository.create(newToken(userID: "altered"), logger: logger)
             #expect(try await repository.token(id: created.id, logger: logger)?.id == created.id)
-            func backendID() async throws -> Int {
-                for try await pid in try await client.query("SELECT pg_backend_pid()", logger: logger).decode(Int.self) { return pid }
-                return -1
-            }
+            func backendID() async throws -> Int { try await integer("SELECT pg_backend_pid()", on: client, logger: logger) }
             let before = try await backendID()
 
             // The prepared statement's result now has another type: PostgreSQL refuses it (0A000) until re-prepared.

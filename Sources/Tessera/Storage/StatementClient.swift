@@ -10,9 +10,8 @@ import TokenCrypto
 /// PostgreSQL parses and plans an unnamed statement on every round trip, which cost it more than running the lookup
 /// or the list itself (docs/performance.md). PgBouncer in transaction mode without `max_prepared_statements` (which
 /// versions before 1.21 do not have) hands each transaction any server connection, so a statement prepared on one
-/// is missing on the next; its error (SQLSTATE
-/// `26000`, or `42P05` when another client prepared the name first) comes before the statement runs, so it is sent
-/// again unnamed and nothing fails, and nothing runs twice.
+/// is missing on the next; its error (SQLSTATE `26000`, or `42P05` when another client prepared the name first)
+/// comes before the statement runs, so it is sent again unnamed and nothing fails, and nothing runs twice.
 final class StatementClient: Sendable {
     let client: PostgresClient
     /// Where the client leads, for the one warning when it turns out to be a pooler.
