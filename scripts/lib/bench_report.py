@@ -3,7 +3,9 @@
 Usage: bench_report.py RESULTS SECONDS CONNECTIONS ROUNDS CLK_TCK MILLION NEW_BINARY [BASELINE_BINARY]
 
 RESULTS holds one line per measurement:
-  run ROUND SIDE ROUTE REQ/S P50 P99 REQUESTS CPU_TICKS   a wrk run; SIDE is new or base; ROUND is 1.. or 1e6
+  run ROUND SIDE ROUTE REQ/S P50 P99 REQUESTS CPU_TICKS PG_TICKS WRK_TICKS
+                                                          a wrk run; SIDE is new or base; ROUND is 1.. or 1e6; the
+                                                          CPU time of the server, PostgreSQL (the primary) and wrk
   pgbench ROUND NAME TPS AVERAGE_LATENCY_MS               a ceiling: verify, list or create
   rss SIDE CACHE ROUND KB                                 a server's peak RSS (VmHWM) when it stopped; ROUND is
                                                           replica-N or primary-N for the replica run's servers
@@ -16,12 +18,14 @@ verify-uncached-primary (without it), both with VERIFY_CACHE=off, of the new bin
 Figures are medians over the rounds; a ratio of two figures taken in the same rounds is the median of its per-round
 ratios, since a round's runs are minutes closer in time than two medians may be.
 """
+import os
 import statistics
 import sys
 
 path, seconds, connections, rounds, clock_ticks, million, new_binary = sys.argv[1:8]
 baseline_binary = sys.argv[8] if len(sys.argv) > 8 and sys.argv[8] else None
 clock_ticks = int(clock_ticks)
+cores = os.cpu_count()
 sides = ["new", "base"] if baseline_binary else ["new"]
 ROUTES = ["healthz", "verify-cached", "verify-limited", "verify-rate-limited", "verify-uncached", "list", "create",
           "verify-cached-shared", "verify-rate-limited-shared"]
@@ -47,10 +51,12 @@ skips = {}
 for line in open(path):
     fields = line.split()
     if fields[0] == "run":
-        _, rnd, side, route, rps, p50, p99, requests, ticks = fields
+        _, rnd, side, route, rps, p50, p99, requests, ticks, pg_ticks, wrk_ticks = fields
+        per_request = lambda ticks: int(ticks) / clock_ticks * 1e6 / int(requests)
         runs.setdefault(side, {}).setdefault(route, {})[rnd] = {
-            "rps": float(rps), "p50": milliseconds(p50), "p99": milliseconds(p99),
-            "us": int(ticks) / clock_ticks * 1e6 / int(requests), "ticks": int(ticks), "requests": int(requests),
+            "rps": float(rps), "p50": milliseconds(p50), "p99": milliseconds(p99), "us": per_request(ticks),
+            "pg_us": per_request(pg_ticks), "wrk_us": per_request(wrk_ticks), "requests": int(requests),
+            "busy": (int(ticks) + int(pg_ticks) + int(wrk_ticks)) / clock_ticks / float(seconds) / cores,
         }
     elif fields[0] == "pgbench":
         _, rnd, name, tps, latency = fields
@@ -136,6 +142,20 @@ for route in table_routes:
 if million == "1":
     print("(verify-uncached-1e6: one run per binary, after the rounds; its x healthz is over healthz's median)")
 print()
+print(f"Where this machine's {cores} cores go, per request (new build; µs of CPU: the server, PostgreSQL, wrk, and all")
+print(f"three). busy: the three's CPU over the run's {seconds} s, as a share of the cores. At 100 % busy, all three's")
+print(f"CPU per request caps the rate, and with {connections} connections always waiting the mean latency is at least")
+print(f"{connections} / that rate (Little's law), however the time is spread.")
+print(f"{'route':<28}{'server':>8}{'PG':>8}{'wrk':>8}{'all':>8}{'busy':>7}{'req/s cap':>11}{'mean latency floor':>20}")
+floor_of = {}
+for route in table_routes:
+    if route not in runs["new"]:
+        continue
+    every = sum(column("new", route, key) for key in ("us", "pg_us", "wrk_us"))
+    floor_of[route] = int(connections) * every / 1e6 / cores * 1e3
+    print(f"{route:<28}{column('new', route, 'us'):>8.1f}{column('new', route, 'pg_us'):>8.1f}{column('new', route, 'wrk_us'):>8.1f}"
+          f"{every:>8.1f}{column('new', route, 'busy'):>7.0%}{cores * 1e6 / every:>11.0f}{show_ms(floor_of[route]):>20}")
+print()
 print("pgbench ceilings (tps, average latency): " + ", ".join(
     f"{name} {median(c[0] for c in ceilings[name].values()):.0f} ({median(c[1] for c in ceilings[name].values()):.2f} ms)"
     for name in ("verify", "list", "create") if name in ceilings))
@@ -175,7 +195,6 @@ for side in sides:
 # --- the read replica run ---------------------------------------------------------------------------------------
 with_replica, without_replica = (runs["new"].get(f"verify-uncached-{s}", {}) for s in ("replica", "primary"))
 if with_replica and without_replica:
-    import os
     ordered = lambda rs: [rs[rnd] for rnd in sorted(rs, key=int)]
     print()
     print(f"read replica (new binary, uncached verify, 10^4 tokens): a streaming standby of the cluster (pg_basebackup -R,")
@@ -246,11 +265,10 @@ print(f"  {'rate-limited verify, shared in PostgreSQL, CPU':<46}{show(shared, '.
       f"{show(shared / shared_plain if shared and shared_plain else None, '.2f')}x cached verify with shared limits "
       f"({show(shared_plain, '.1f')} µs) (reported, no target)")
 healthz_p99 = column("new", "healthz", "p99")
-beside = f"   (healthz p99 {show(healthz_p99, '.2f')} ms)"
-target("verify (cache on) p99", column("new", "verify-cached", "p99"), "ms", "<", 5, beside)
-target("verify (cache off) p99", column("new", "verify-uncached", "p99"), "ms", "<", 10, beside)
-target("list p99", column("new", "list", "p99"), "ms", "<", 15, beside)
-target("create p99", column("new", "create", "p99"), "ms", "<", 25, beside)
+for label, route, limit in (("verify (cache on) p99", "verify-cached", 5), ("verify (cache off) p99", "verify-uncached", 10),
+                            ("list p99", "list", 15), ("create p99", "create", 25)):
+    target(label, column("new", route, "p99"), "ms", "<", limit,
+           f"   (healthz p99 {show(healthz_p99, '.2f')} ms; mean latency floor {show_ms(floor_of.get(route))})")
 if million == "1":
     millions = runs["new"].get("verify-uncached-1e6", {})
     ratio = median(r["rps"] for r in millions.values()) / column("new", "verify-uncached", "rps") if millions else None
